@@ -1,0 +1,203 @@
+//! `writeback ad ...`: look at and write to the AD side directly (diagnostics, and the
+//! on-demand path for one object until the engine's `provision` exists).
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use std::path::PathBuf;
+use writeback_ad::{ids, AdDirectory, AdUser, UserKey};
+use writeback_core::{plan, ManagedAttribute, Mailbox, PlanPolicy};
+
+#[derive(Debug, Subcommand)]
+pub enum AdCommand {
+    /// Connect, bind, and check the schema has every managed attribute.
+    Check,
+    /// Show an object's managed attributes. KEY: a DN, an objectGUID, a SID, or a base64
+    /// immutable id.
+    Show {
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Plan one mailbox record (JSON, as `cloud pull --json` prints it) against an AD object
+    /// and write the changes (or only print them with --dry-run).
+    Write {
+        /// The object: a DN, objectGUID, SID, or base64 immutable id.
+        #[arg(long)]
+        target: String,
+        /// A file with one mailbox record in JSON.
+        #[arg(long)]
+        mailbox: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(command: AdCommand, dir: AdDirectory) -> Result<i32> {
+    match command {
+        AdCommand::Check => check(&dir).await,
+        AdCommand::Show { key, json } => {
+            let user = find_one(&dir, &key).await?;
+            print_user(&user, json)?;
+            Ok(0)
+        }
+        AdCommand::Write {
+            target,
+            mailbox,
+            dry_run,
+            json,
+        } => write(&dir, &target, &mailbox, dry_run, json).await,
+    }
+}
+
+async fn check(dir: &AdDirectory) -> Result<i32> {
+    let root = dir.root_dse().await.context("reading the rootDSE")?;
+    println!("ok      connected to {} and bound", dir.config().url);
+    println!("        naming context {}", root.default_naming_context);
+    println!("        highestCommittedUSN {}", root.highest_committed_usn);
+    let missing = dir.missing_schema_attributes().await?;
+    if missing.is_empty() {
+        println!("ok      schema has all {} managed attributes", ManagedAttribute::ALL.len());
+        Ok(0)
+    } else {
+        println!(
+            "failed  schema lacks {}: extend it with Exchange's schema (or scripts/ad-dc's LDIF for a lab)",
+            missing.join(", ")
+        );
+        Ok(1)
+    }
+}
+
+/// Parses KEY in the forms an administrator has at hand.
+pub fn parse_key(key: &str) -> Result<UserKey> {
+    let key = key.trim();
+    if key.contains('=') && !key.ends_with('=') {
+        return Ok(UserKey::Dn(key.to_owned()));
+    }
+    if key.to_ascii_uppercase().starts_with("S-1-") {
+        return Ok(UserKey::Sid(key.to_owned()));
+    }
+    if let Ok(uuid) = key.parse::<uuid_text::Uuid>() {
+        return Ok(UserKey::ObjectGuid(uuid.to_bytes_le()));
+    }
+    if let Ok(bytes) = ids::immutable_id_to_bytes(key) {
+        return Ok(UserKey::ObjectGuid(bytes));
+    }
+    bail!("{key:?} is not a DN, GUID, SID or immutable id")
+}
+
+mod uuid_text {
+    //! GUID text parsing without pulling uuid into the binary's public surface.
+    pub struct Uuid([u8; 16]);
+    impl std::str::FromStr for Uuid {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let hex: String = s.chars().filter(|c| *c != '-').collect();
+            if hex.len() != 32 || s.len() != 36 {
+                return Err(());
+            }
+            let mut be = [0u8; 16];
+            for (i, byte) in be.iter_mut().enumerate() {
+                let pair = hex.get(i * 2..i * 2 + 2).ok_or(())?;
+                *byte = u8::from_str_radix(pair, 16).map_err(|_| ())?;
+            }
+            Ok(Uuid(be))
+        }
+    }
+    impl Uuid {
+        /// The byte order AD stores objectGUID in (first three fields little-endian).
+        pub fn to_bytes_le(&self) -> [u8; 16] {
+            let b = self.0;
+            [
+                b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]
+        }
+    }
+}
+
+async fn find_one(dir: &AdDirectory, key: &str) -> Result<AdUser> {
+    let key = parse_key(key)?;
+    let mut found = dir.find(&key).await?;
+    match found.len() {
+        0 => bail!("no object matches {key:?}"),
+        1 => Ok(found.remove(0)),
+        n => bail!("{n} objects match {key:?}; refusing to guess"),
+    }
+}
+
+fn print_user(user: &AdUser, json: bool) -> Result<()> {
+    if json {
+        let mut values = serde_json::Map::new();
+        for attr in ManagedAttribute::ALL {
+            let v = user.values.get(attr);
+            if !v.is_empty() {
+                values.insert(attr.ldap_name().into(), serde_json::json!(v));
+            }
+        }
+        let out = serde_json::json!({
+            "dn": user.dn,
+            "objectGUID": user.guid_string(),
+            "objectSid": user.object_sid,
+            "uSNChanged": user.usn_changed,
+            "protected": user.protection(),
+            "values": values,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("dn:          {}", user.dn);
+        println!("objectGUID:  {}", user.guid_string());
+        println!("objectSid:   {}", user.object_sid.as_deref().unwrap_or("-"));
+        println!("uSNChanged:  {}", user.usn_changed);
+        if let Some(reason) = user.protection() {
+            println!("protected:   {reason}");
+        }
+        for attr in ManagedAttribute::ALL {
+            for value in user.values.get(attr) {
+                println!("  {}: {value}", attr.ldap_name());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write(
+    dir: &AdDirectory,
+    target: &str,
+    mailbox_file: &PathBuf,
+    dry_run: bool,
+    json: bool,
+) -> Result<i32> {
+    let text = std::fs::read_to_string(mailbox_file)
+        .with_context(|| format!("cannot read {}", mailbox_file.display()))?;
+    let mailbox: Mailbox = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a mailbox record", mailbox_file.display()))?;
+    let user = find_one(dir, target).await?;
+    let mods = match plan(&mailbox, &user.values, &PlanPolicy::default()) {
+        Ok(mods) => mods,
+        Err(e) => {
+            eprintln!("mailbox {} is invalid: {e}", mailbox.cloud_id);
+            return Ok(2);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"dn": user.dn, "changes": mods, "applied": !dry_run && !mods.is_empty()})
+        );
+    } else {
+        println!("plan for {} ({} changes):", user.dn, mods.len());
+        for m in &mods {
+            println!("  {:<7} {}: {:?}", format!("{:?}", m.op).to_lowercase(), m.attribute.ldap_name(), m.values);
+        }
+    }
+    if dry_run || mods.is_empty() {
+        return Ok(0);
+    }
+    dir.apply(&user, &mods).await?;
+    if !json {
+        println!("written.");
+    }
+    Ok(0)
+}
