@@ -186,6 +186,8 @@ async fn write(
             "{}",
             serde_json::json!({"dn": user.dn, "changes": mods, "applied": !dry_run && !mods.is_empty()})
         );
+    } else if mods.is_empty() {
+        println!("{}: nothing to write, AD already matches the cloud record", user.dn);
     } else {
         println!("plan for {} ({} changes):", user.dn, mods.len());
         for m in &mods {
