@@ -1,0 +1,33 @@
+//! The writeback state store: what the engine must remember between cycles and across
+//! crashes.
+//!
+//! - **watermarks**: how far the cloud readers got;
+//! - **cycles**: one row per engine run, with its summary;
+//! - **joins**: which AD object (by objectGUID) each cloud mailbox writes to, and the values
+//!   writeback last wrote there, to detect drift and never write a stale value over a newer one;
+//! - **journal**: every write is recorded *before* it is sent and its outcome after, so a
+//!   restart after `kill -9` knows exactly which writes were in flight;
+//! - **audit log**: one row per attribute written, queryable, exportable ([`export`]), purged
+//!   by retention;
+//! - **error queue**: per-mailbox failures with exponential backoff, then quarantine;
+//! - **held plans**: plans a safety brake stopped, waiting for an operator's decision.
+//!
+//! [`StateStore`] is the interface; [`SqliteStore`] implements it in one SQLite file. The
+//! store has no clock: every time is unix milliseconds passed in by the caller.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod error;
+pub mod export;
+pub mod model;
+mod sqlite;
+pub mod store;
+
+pub use error::{Result, StateError};
+pub use export::{write_audit_csv, write_audit_jsonl};
+pub use model::{
+    guid_to_string, AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan,
+    Join, JournalEntry, JournalId, LastWritten, MatchedBy, Outcome, PlanId, PlanStatus,
+    PurgeReport, RetryPolicy, WriteIntent,
+};
+pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
+pub use store::StateStore;

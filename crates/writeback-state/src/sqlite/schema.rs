@@ -1,0 +1,160 @@
+//! The SQLite schema and its migrations.
+//!
+//! The schema version lives in `PRAGMA user_version`. Migration N (1-based) takes a file
+//! from version N−1 to N; all pending ones run in one IMMEDIATE transaction together with the
+//! version bump, so a crash or a second process opening the file at the same time sees either
+//! the old schema or the new one. A file from a newer build is refused untouched.
+
+use crate::error::{Result, StateError};
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::Path;
+
+/// Version 1. Times are unix milliseconds; JSON columns hold value lists (`["a","b"]`),
+/// modification lists and `AdValues` in writeback-core's JSON forms.
+const V1: &str = r#"
+CREATE TABLE watermarks (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- AUTOINCREMENT everywhere an id leaves the store: ids are never reused after a purge.
+CREATE TABLE cycles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    summary TEXT
+);
+
+CREATE TABLE joins (
+    cloud_id TEXT PRIMARY KEY,
+    object_guid BLOB NOT NULL UNIQUE CHECK (length(object_guid) = 16),
+    dn TEXT NOT NULL,
+    matched_by TEXT NOT NULL,
+    verified_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE last_written (
+    cloud_id TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    value_list TEXT NOT NULL,
+    written_at INTEGER NOT NULL,
+    journal_id INTEGER NOT NULL,
+    PRIMARY KEY (cloud_id, attribute)
+) WITHOUT ROWID;
+
+-- outcome NULL = in flight. Outcome columns are set once, with finished_at.
+CREATE TABLE journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cycle_id INTEGER NOT NULL REFERENCES cycles (id),
+    cloud_id TEXT NOT NULL,
+    object_guid BLOB NOT NULL CHECK (length(object_guid) = 16),
+    dn TEXT NOT NULL,
+    mods TEXT NOT NULL,
+    before TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    outcome TEXT CHECK (outcome IN ('applied', 'conflict', 'failed', 'unknown')),
+    outcome_code INTEGER,
+    outcome_message TEXT,
+    finished_at INTEGER,
+    CHECK ((outcome IS NULL) = (finished_at IS NULL))
+);
+CREATE INDEX journal_in_flight ON journal (id) WHERE outcome IS NULL;
+CREATE INDEX journal_finished ON journal (finished_at) WHERE outcome IS NOT NULL;
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    cycle_id INTEGER NOT NULL REFERENCES cycles (id),
+    journal_id INTEGER REFERENCES journal (id) ON DELETE SET NULL,
+    cloud_id TEXT NOT NULL,
+    dn TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'conflict', 'failed', 'unknown')),
+    outcome_code INTEGER,
+    outcome_message TEXT
+);
+CREATE INDEX audit_at ON audit (at);
+CREATE INDEX audit_cloud_id ON audit (cloud_id);
+-- Also what keeps deleting journal rows (ON DELETE SET NULL) from scanning the audit table.
+CREATE INDEX audit_journal_id ON audit (journal_id);
+
+CREATE TABLE failures (
+    cloud_id TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL,
+    first_failed_at INTEGER NOT NULL,
+    last_failed_at INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    next_attempt_at INTEGER,
+    quarantined INTEGER NOT NULL CHECK (quarantined IN (0, 1))
+) WITHOUT ROWID;
+CREATE INDEX failures_due ON failures (next_attempt_at) WHERE quarantined = 0;
+
+CREATE TABLE held_plans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cycle_id INTEGER NOT NULL REFERENCES cycles (id),
+    reason TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    held_at INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'discarded', 'applied')),
+    decided_at INTEGER
+);
+"#;
+
+/// Migrations in order; the schema version is the number applied.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Brings the file to [`SCHEMA_VERSION`], or refuses a file from a newer build.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StateError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let applied =
+        usize::try_from(found).map_err(|_| StateError::corrupt("schema version", found))?;
+    for migration in MIGRATIONS.iter().skip(applied) {
+        tx.execute_batch(migration)?;
+    }
+    if found != SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_version_is_the_number_of_migrations() {
+        assert_eq!(usize::try_from(SCHEMA_VERSION).ok(), Some(MIGRATIONS.len()));
+    }
+
+    #[test]
+    fn a_negative_user_version_is_refused_as_corrupt() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", -3).unwrap();
+        let err = migrate(&mut conn, Path::new(":memory:")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StateError::Corrupt {
+                    what: "schema version",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

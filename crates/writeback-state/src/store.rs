@@ -1,0 +1,151 @@
+//! The state store interface. SQLite implements it now ([`crate::SqliteStore`]); a PostgreSQL
+//! implementation for several agents will fill the same trait.
+//!
+//! All times are unix milliseconds passed in by the caller: the store has no clock, so the
+//! engine and its tests decide what "now" is.
+
+use crate::error::{Result, StateError};
+use crate::model::{
+    AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan, Join,
+    JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, WriteIntent,
+};
+
+/// Durable engine state: watermarks, cycles, joins, last written values, the write journal,
+/// the audit log, the error queue and held plans.
+///
+/// Methods are synchronous; the engine calls them from a blocking context. Every method is
+/// atomic: it either happens completely or not at all, also across a crash.
+pub trait StateStore: Send + Sync {
+    // --- watermarks: how far the cloud readers got (`exchange.when_changed`, `graph.delta_link`, ...)
+
+    fn watermark(&self, name: &str) -> Result<Option<String>>;
+
+    /// Sets several watermarks at once, so related ones (a delta link and its next link) never
+    /// disagree after a crash.
+    fn set_watermarks(&self, values: &[(&str, &str)], now: i64) -> Result<()>;
+
+    fn set_watermark(&self, name: &str, value: &str, now: i64) -> Result<()> {
+        self.set_watermarks(&[(name, value)], now)
+    }
+
+    /// Forgets a watermark (e.g. a delta link the service no longer accepts). True if it existed.
+    fn remove_watermark(&self, name: &str) -> Result<bool>;
+
+    // --- cycles
+
+    fn begin_cycle(&self, now: i64) -> Result<CycleId>;
+
+    /// Records the end of a cycle with its summary. A cycle finishes once.
+    fn finish_cycle(&self, id: CycleId, now: i64, summary: &serde_json::Value) -> Result<()>;
+
+    /// The most recently begun cycle, finished or not.
+    fn last_cycle(&self) -> Result<Option<Cycle>>;
+
+    // --- joins: cloud mailbox → AD object
+
+    fn join(&self, cloud_id: &str) -> Result<Option<Join>>;
+
+    fn join_by_guid(&self, object_guid: &[u8; 16]) -> Result<Option<Join>>;
+
+    /// Creates or updates a join. Joining the mailbox to a different object forgets what was
+    /// last written for it (that was written to the other object). Fails with
+    /// [`StateError::GuidAlreadyJoined`] if another mailbox holds the object.
+    fn upsert_join(&self, join: &Join) -> Result<()>;
+
+    /// Removes a join and the last written values that went with it. True if it existed.
+    fn remove_join(&self, cloud_id: &str) -> Result<bool>;
+
+    fn join_count(&self) -> Result<u64>;
+
+    // --- last written values
+
+    /// What writeback last wrote for the mailbox, one entry per attribute it has written.
+    fn last_written(&self, cloud_id: &str) -> Result<Vec<LastWritten>>;
+
+    // --- journal
+
+    /// Journals writes before they are sent, all in one transaction; returns their ids in order.
+    fn record_intents(&self, intents: &[WriteIntent<'_>], now: i64) -> Result<Vec<JournalId>>;
+
+    fn record_intent(&self, intent: &WriteIntent<'_>, now: i64) -> Result<JournalId> {
+        self.record_intents(std::slice::from_ref(intent), now)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                StateError::corrupt("journal id", "no id returned for a recorded intent")
+            })
+    }
+
+    /// Records the outcomes of journalled writes in one transaction: each entry is marked done,
+    /// gets one audit row per attribute its modifications touch, and, when applied, updates
+    /// the last written values. Nothing is recorded if any id is unknown or already has an
+    /// outcome.
+    fn record_outcomes(&self, outcomes: &[(JournalId, Outcome)], now: i64) -> Result<()>;
+
+    fn record_outcome(&self, id: JournalId, outcome: &Outcome, now: i64) -> Result<()> {
+        self.record_outcomes(&[(id, outcome.clone())], now)
+    }
+
+    /// Writes journalled without an outcome, oldest first: after a crash these may or may not
+    /// have reached the DC, and the engine must re-read the objects and finish or redo them.
+    fn in_flight(&self) -> Result<Vec<JournalEntry>>;
+
+    fn journal_entry(&self, id: JournalId) -> Result<Option<JournalEntry>>;
+
+    // --- audit log
+
+    fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+
+    /// Retention: removes audit rows older than `cutoff` and journal entries finished before it.
+    /// Entries still in flight are kept whatever their age.
+    fn purge_before(&self, cutoff: i64) -> Result<PurgeReport>;
+
+    // --- error queue
+
+    /// Counts one more failure for the mailbox and schedules its next attempt, or quarantines it.
+    fn record_failure(
+        &self,
+        cloud_id: &str,
+        error: &str,
+        policy: &RetryPolicy,
+        now: i64,
+    ) -> Result<FailureState>;
+
+    /// Forgets the mailbox's failures (it succeeded). Does nothing if there were none.
+    fn clear_failure(&self, cloud_id: &str) -> Result<()>;
+
+    /// Mailboxes whose next attempt is due, earliest first; quarantined ones never are.
+    fn due_retries(&self, now: i64) -> Result<Vec<String>>;
+
+    fn failure(&self, cloud_id: &str) -> Result<Option<FailureRecord>>;
+
+    /// The whole error queue, quarantined mailboxes included.
+    fn failures(&self) -> Result<Vec<FailureRecord>>;
+
+    /// Lets a quarantined mailbox be tried again from `now`, with its failure count reset.
+    fn release_quarantine(&self, cloud_id: &str, now: i64) -> Result<()>;
+
+    // --- held plans (safety brakes)
+
+    fn hold_plan(
+        &self,
+        cycle: CycleId,
+        reason: &str,
+        plan: &serde_json::Value,
+        now: i64,
+    ) -> Result<PlanId>;
+
+    /// All held plans, oldest first, whatever their status.
+    fn held_plans(&self) -> Result<Vec<HeldPlan>>;
+
+    fn held_plan(&self, id: PlanId) -> Result<Option<HeldPlan>>;
+
+    /// Pending → approved.
+    fn approve_plan(&self, id: PlanId, now: i64) -> Result<()>;
+
+    /// Pending or approved (not yet applied) → discarded.
+    fn discard_plan(&self, id: PlanId, now: i64) -> Result<()>;
+
+    /// Approved → applied, once the engine has carried the plan out.
+    fn mark_plan_applied(&self, id: PlanId, now: i64) -> Result<()>;
+}
