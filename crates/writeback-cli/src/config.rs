@@ -4,11 +4,54 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use writeback_ad::{AdConfig, AdSection};
+use writeback_cloud::CloudConfig;
+use writeback_engine::{Brakes, EngineSection};
 
 /// The whole file. Each section is validated by the command that uses it.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub ad: Option<AdSection>,
+    pub cloud: Option<CloudConfig>,
+    #[serde(default)]
+    pub state: StateSection,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub brakes: Brakes,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[state]`: where writeback keeps its state.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// SQLite file, relative to the config file.
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection { path: default_state_path() }
+    }
+}
+
+fn default_state_path() -> PathBuf {
+    PathBuf::from("writeback.db")
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `human` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// A tracing filter, e.g. `info` or `writeback_engine=debug,info`.
+    #[serde(default)]
+    pub level: Option<String>,
 }
 
 /// A loaded config and the folder relative paths are resolved against.
@@ -34,6 +77,32 @@ impl Config {
             base_dir,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The `[cloud]` section with paths resolved and checked.
+    pub fn cloud(&self) -> Result<CloudConfig> {
+        let mut cloud = self
+            .file
+            .cloud
+            .clone()
+            .with_context(|| format!("{} has no [cloud] section", self.path.display()))?;
+        cloud.resolve_paths(&self.base_dir);
+        cloud
+            .validate()
+            .with_context(|| format!("[cloud] section of {}", self.path.display()))?;
+        Ok(cloud)
+    }
+
+    /// The state file's path, resolved against the config file's folder.
+    pub fn state_path(&self) -> PathBuf {
+        self.base_dir.join(&self.file.state.path)
+    }
+
+    /// Opens (creating if needed) the state store.
+    pub fn open_state(&self) -> Result<writeback_state::SqliteStore> {
+        let path = self.state_path();
+        writeback_state::SqliteStore::open(&path)
+            .with_context(|| format!("cannot open the state store {}", path.display()))
     }
 
     pub fn ad(&self) -> Result<AdConfig> {

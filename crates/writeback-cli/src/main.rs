@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ad_cmd;
+mod cloud_cmd;
 mod config;
 
 use anyhow::Result;
@@ -30,6 +31,9 @@ enum Command {
     /// The AD side: check the connection and schema, show an object, write one mailbox.
     #[command(subcommand)]
     Ad(ad_cmd::AdCommand),
+    /// The cloud side: read the cloud-managed mailboxes from Exchange Online and Graph.
+    #[command(subcommand)]
+    Cloud(cloud_cmd::CloudCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ async fn run(cli: Cli) -> Result<i32> {
             let dir = writeback_ad::AdDirectory::connect(config.ad()?).await?;
             ad_cmd::run(command, dir).await
         }
+        Command::Cloud(command) => cloud_cmd::run(command, config.cloud()?).await,
     }
 }
 

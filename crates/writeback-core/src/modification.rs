@@ -17,6 +17,17 @@ pub enum ModOp {
     Replace,
 }
 
+impl ModOp {
+    /// The lower-case name, as in the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModOp::Add => "add",
+            ModOp::Delete => "delete",
+            ModOp::Replace => "replace",
+        }
+    }
+}
+
 /// One operation on one attribute. JSON form:
 /// `{"attribute": "proxyAddresses", "op": "delete", "values": ["smtp:old@example.com"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

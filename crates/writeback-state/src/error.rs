@@ -60,6 +60,10 @@ pub enum StateError {
         other_cloud_id: String,
     },
 
+    /// A number SQLite cannot hold: its integers are signed 64-bit.
+    #[error("{what} {value} is too large for the state store")]
+    TooLarge { what: &'static str, value: u64 },
+
     #[error("cannot encode {what} as JSON: {source}")]
     Encode {
         what: &'static str,

@@ -10,7 +10,9 @@
 //! - **audit log**: one row per attribute written, queryable, exportable ([`export`]), purged
 //!   by retention;
 //! - **error queue**: per-mailbox failures with exponential backoff, then quarantine;
-//! - **held plans**: plans a safety brake stopped, waiting for an operator's decision.
+//! - **held plans**: plans a safety brake stopped, waiting for an operator's decision;
+//! - **staged writes**: a cycle's planned writes, kept on disk between planning and applying
+//!   so the brakes can see the whole cycle without it being held in memory.
 //!
 //! [`StateStore`] is the interface; [`SqliteStore`] implements it in one SQLite file. The
 //! store has no clock: every time is unix milliseconds passed in by the caller.
@@ -27,7 +29,7 @@ pub use export::{write_audit_csv, write_audit_jsonl};
 pub use model::{
     guid_to_string, AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan,
     Join, JournalEntry, JournalId, LastWritten, MatchedBy, Outcome, PlanId, PlanStatus,
-    PurgeReport, RetryPolicy, WriteIntent,
+    PurgeReport, RetryPolicy, StagedWrite, WriteIntent,
 };
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
 pub use store::StateStore;

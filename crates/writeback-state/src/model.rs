@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use writeback_core::{AdValues, ManagedAttribute, Modification};
+use writeback_core::{AdValues, Mailbox, ManagedAttribute, Modification};
 
 macro_rules! row_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -186,6 +186,20 @@ pub struct JournalEntry {
     pub finished_at: Option<i64>,
 }
 
+/// A planned write of a cycle, staged until the cycle's brakes are checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedWrite {
+    pub cloud_id: String,
+    pub object_guid: [u8; 16],
+    pub dn: String,
+    /// uSNChanged of the object when it was read for planning.
+    pub usn_changed: u64,
+    pub mods: Vec<Modification>,
+    pub before: AdValues,
+    /// The cloud record the plan was made from (re-planned after a conflict).
+    pub mailbox: Mailbox,
+}
+
 /// Filters for reading the audit log; all optional, combined with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -224,6 +238,9 @@ pub struct AuditRecord {
 pub struct PurgeReport {
     pub audit_rows: u64,
     pub journal_entries: u64,
+    /// Staged writes left behind by cycles that began before the cutoff (the latest cycle's
+    /// stage is kept: it may still be running).
+    pub staged_writes: u64,
 }
 
 /// Exponential backoff and quarantine for per-mailbox failures. No jitter: retries are

@@ -7,7 +7,8 @@
 use crate::error::{Result, StateError};
 use crate::model::{
     AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan, Join,
-    JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, WriteIntent,
+    JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, StagedWrite,
+    WriteIntent,
 };
 
 /// Durable engine state: watermarks, cycles, joins, last written values, the write journal,
@@ -97,7 +98,8 @@ pub trait StateStore: Send + Sync {
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
 
     /// Retention: removes audit rows older than `cutoff` and journal entries finished before it.
-    /// Entries still in flight are kept whatever their age.
+    /// Entries still in flight are kept whatever their age. Also drops the staged writes of
+    /// cycles that began before `cutoff`, except the latest cycle's (it may still be running).
     fn purge_before(&self, cutoff: i64) -> Result<PurgeReport>;
 
     // --- error queue
@@ -148,4 +150,29 @@ pub trait StateStore: Send + Sync {
 
     /// Approved → applied, once the engine has carried the plan out.
     fn mark_plan_applied(&self, id: PlanId, now: i64) -> Result<()>;
+
+    // --- staged writes: a cycle's plan on disk, checked by the brakes before anything is sent
+
+    /// Appends writes to the cycle's stage, in order (seq continues after the last staged one;
+    /// the first is 1). Fails with [`StateError::NotFound`] if the cycle does not exist.
+    fn stage_writes(&self, cycle: CycleId, writes: &[StagedWrite]) -> Result<()>;
+
+    /// Staged writes of the cycle with seq > after_seq, in seq order, at most `limit`. Pass the
+    /// last seq returned as the next `after_seq` to stream the whole stage in pages.
+    fn staged_writes(
+        &self,
+        cycle: CycleId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, StagedWrite)>>;
+
+    fn staged_count(&self, cycle: CycleId) -> Result<u64>;
+
+    /// Drops the cycle's stage; returns how many rows went. Staging again afterwards starts
+    /// over at seq 1.
+    fn clear_staged(&self, cycle: CycleId) -> Result<u64>;
+
+    /// Drops every stage of cycles other than `keep` (leftovers of crashed or finished cycles),
+    /// returns rows removed. `None` drops all stages.
+    fn clear_stale_stages(&self, keep: Option<CycleId>) -> Result<u64>;
 }

@@ -36,6 +36,7 @@ fn a_fresh_file_gets_the_whole_schema_in_wal_mode() {
         "joins",
         "journal",
         "last_written",
+        "staged_writes",
         "watermarks",
     ] {
         assert!(

@@ -54,6 +54,7 @@ pub(super) fn purge_before(tx: &Transaction<'_>, cutoff: i64) -> Result<PurgeRep
     Ok(PurgeReport {
         audit_rows: count(audit_rows),
         journal_entries: count(journal_entries),
+        ..PurgeReport::default()
     })
 }
 

@@ -2,8 +2,8 @@
 //!
 //! One connection behind a mutex: SQLite serialises writers anyway, and one connection keeps
 //! the prepared statement cache warm and transactions simple. Every public operation is one
-//! transaction; batches (`record_intents`, `record_outcomes`) are one transaction for the
-//! whole slice, so a page of writes costs one commit, not one per mailbox.
+//! transaction; batches (`record_intents`, `record_outcomes`, `stage_writes`) are one
+//! transaction for the whole slice, so a page of writes costs one commit, not one per mailbox.
 
 mod audit;
 mod joins;
@@ -11,13 +11,15 @@ mod journal;
 mod plans;
 mod queue;
 mod schema;
+mod stage;
 
 pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Result, StateError};
 use crate::model::{
     AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan, Join,
-    JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, WriteIntent,
+    JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, StagedWrite,
+    WriteIntent,
 };
 use crate::store::StateStore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -278,7 +280,11 @@ impl StateStore for SqliteStore {
     }
 
     fn purge_before(&self, cutoff: i64) -> Result<PurgeReport> {
-        self.write(|tx| audit::purge_before(tx, cutoff))
+        self.write(|tx| {
+            let mut report = audit::purge_before(tx, cutoff)?;
+            report.staged_writes = stage::purge_before(tx, cutoff)?;
+            Ok(report)
+        })
     }
 
     fn record_failure(
@@ -344,5 +350,34 @@ impl StateStore for SqliteStore {
 
     fn mark_plan_applied(&self, id: PlanId, now: i64) -> Result<()> {
         self.write(|tx| plans::transition(tx, id, plans::Decision::MarkApplied, now))
+    }
+
+    fn stage_writes(&self, cycle: CycleId, writes: &[StagedWrite]) -> Result<()> {
+        let encoded = writes
+            .iter()
+            .map(stage::EncodedWrite::new)
+            .collect::<Result<Vec<_>>>()?;
+        self.write(|tx| stage::append(tx, cycle, &encoded))
+    }
+
+    fn staged_writes(
+        &self,
+        cycle: CycleId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, StagedWrite)>> {
+        self.read(|conn| stage::page(conn, cycle, after_seq, limit))
+    }
+
+    fn staged_count(&self, cycle: CycleId) -> Result<u64> {
+        self.read(|conn| stage::count_of(conn, cycle))
+    }
+
+    fn clear_staged(&self, cycle: CycleId) -> Result<u64> {
+        self.write(|tx| stage::clear(tx, cycle))
+    }
+
+    fn clear_stale_stages(&self, keep: Option<CycleId>) -> Result<u64> {
+        self.write(|tx| stage::clear_all_but(tx, keep))
     }
 }

@@ -103,11 +103,30 @@ CREATE TABLE held_plans (
 );
 "#;
 
-/// Migrations in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: staged writes. A cycle's planned writes wait here, in plan order (`seq`, from 1
+/// per cycle), until the safety brakes have seen the whole plan; the engine then streams them
+/// back to apply them. JSON columns as in V1, `mailbox` in writeback-core's `Mailbox` form.
+const V2: &str = r#"
+CREATE TABLE staged_writes (
+    cycle_id INTEGER NOT NULL REFERENCES cycles (id),
+    seq INTEGER NOT NULL,
+    cloud_id TEXT NOT NULL,
+    object_guid BLOB NOT NULL CHECK (length(object_guid) = 16),
+    dn TEXT NOT NULL,
+    usn_changed INTEGER NOT NULL,
+    mods TEXT NOT NULL,
+    before TEXT NOT NULL,
+    mailbox TEXT NOT NULL,
+    PRIMARY KEY (cycle_id, seq)
+);
+"#;
+
+/// Migrations in order; the schema version is the number applied. Never edit one that has
+/// shipped: files out there are at its version already.
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a file from a newer build.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
@@ -135,6 +154,25 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{CycleId, SqliteStore, StagedWrite, StateStore};
+    use writeback_core::{AdValues, Mailbox};
+
+    /// A file exactly as a version-1 build left it: only migration 1 applied.
+    fn create_v1_file(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn
+    }
+
+    fn schema_sql(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        let rows = stmt.query_map([], |row| row.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
 
     #[test]
     fn schema_version_is_the_number_of_migrations() {
@@ -156,5 +194,84 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_version_1_file_migrates_to_version_2_keeping_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = create_v1_file(&path);
+            conn.execute_batch(
+                "INSERT INTO watermarks VALUES ('exchange.when_changed', '2024-05-01T10:00:00Z', 1);
+                 INSERT INTO cycles (started_at, finished_at, summary) VALUES (100, 200, '{}');
+                 INSERT INTO cycles (started_at) VALUES (300);
+                 INSERT INTO journal (cycle_id, cloud_id, object_guid, dn, mods, before, recorded_at)
+                     VALUES (2, 'cloud-a', zeroblob(16), 'CN=A,DC=t', '[]', '{}', 310);",
+            )
+            .unwrap();
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name = 'staged_writes'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(tables, 0, "the v1 file must not have the v2 table yet");
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        let raw = Connection::open(&path).unwrap();
+        let version: i64 = raw
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(
+            store.watermark("exchange.when_changed").unwrap().as_deref(),
+            Some("2024-05-01T10:00:00Z")
+        );
+        assert_eq!(store.last_cycle().unwrap().map(|c| c.id), Some(CycleId(2)));
+        assert_eq!(store.in_flight().unwrap().len(), 1);
+
+        let write = StagedWrite {
+            cloud_id: "cloud-a".into(),
+            object_guid: [7; 16],
+            dn: "CN=A,DC=t".into(),
+            usn_changed: 4_242,
+            mods: vec![],
+            before: AdValues::new(),
+            mailbox: Mailbox {
+                cloud_id: "cloud-a".into(),
+                ..Mailbox::default()
+            },
+        };
+        store
+            .stage_writes(CycleId(2), std::slice::from_ref(&write))
+            .unwrap();
+        assert_eq!(
+            store.staged_writes(CycleId(2), 0, 10).unwrap(),
+            [(1, write)]
+        );
+        assert!(store.integrity_check().unwrap().is_empty());
+        let mut fk = raw.prepare("PRAGMA foreign_key_check").unwrap();
+        assert_eq!(fk.query_map([], |_| Ok(())).unwrap().count(), 0);
+
+        // The migrated file has exactly the schema a fresh file gets.
+        let fresh_path = dir.path().join("fresh.db");
+        drop(SqliteStore::open(&fresh_path).unwrap());
+        assert_eq!(
+            schema_sql(&raw),
+            schema_sql(&Connection::open(&fresh_path).unwrap())
+        );
+
+        // Opening the migrated file again migrates nothing and keeps the stage.
+        drop(store);
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(staged_rows(&raw), 1);
+    }
+
+    fn staged_rows(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM staged_writes", [], |row| row.get(0))
+            .unwrap()
     }
 }

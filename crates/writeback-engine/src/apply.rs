@@ -1,0 +1,214 @@
+//! Applying a cycle's staged writes: journalled before they leave, pipelined over the
+//! connection pool, each conflict re-read and re-planned a bounded number of times.
+
+use crate::cycle::{ObjectSink, Shutdown};
+use crate::engine::{now_ms, Assessment, Engine};
+use crate::error::EngineError;
+use crate::report::{CycleSummary, ObjectReport};
+use futures_util::stream::{self, StreamExt};
+use writeback_ad::{ids, AdError, AdUser};
+use writeback_core::{AdValues, Modification};
+use writeback_state::{CycleId, JournalId, Outcome, StagedWrite, StateStore, WriteIntent};
+
+/// Staged writes journalled and sent per batch.
+const APPLY_BATCH: u32 = 500;
+
+/// How one mailbox's write ended, after any conflict retries.
+pub(crate) enum Final {
+    Applied(Vec<Modification>),
+    /// A re-read showed AD already matches the cloud.
+    InSync,
+    Failed(String),
+}
+
+impl<S: StateStore + ?Sized> Engine<S> {
+    pub(crate) async fn apply_stage(
+        &self,
+        cycle: CycleId,
+        summary: &mut CycleSummary,
+        sink: ObjectSink<'_>,
+        shutdown: &Shutdown,
+    ) -> Result<(), EngineError> {
+        let mut after = 0u64;
+        loop {
+            // A stop request ends the cycle between batches: what was sent is finished and
+            // recorded; what was not stays unsent, and the watermark does not move.
+            if shutdown.is_triggered() {
+                summary.complete = false;
+                break;
+            }
+            let page = self.store.staged_writes(cycle, after, APPLY_BATCH)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            let writes: Vec<StagedWrite> = page.into_iter().map(|(_, w)| w).collect();
+            let intents: Vec<WriteIntent<'_>> = writes
+                .iter()
+                .map(|w| WriteIntent {
+                    cycle,
+                    cloud_id: &w.cloud_id,
+                    object_guid: w.object_guid,
+                    dn: &w.dn,
+                    mods: &w.mods,
+                    before: &w.before,
+                })
+                .collect();
+            // Durable before anything is sent: a crash from here on is recovered from the journal.
+            let journal_ids = self.store.record_intents(&intents, now_ms())?;
+            drop(intents);
+            let results: Vec<Result<(JournalId, Outcome, Final, StagedWrite), EngineError>> =
+                stream::iter(journal_ids.into_iter().zip(writes))
+                    .map(|(id, write)| self.apply_one(cycle, id, write))
+                    .buffer_unordered(self.settings.max_in_flight)
+                    .collect()
+                    .await;
+            let mut outcomes = Vec::with_capacity(results.len());
+            let mut finals = Vec::with_capacity(results.len());
+            for result in results {
+                let (id, outcome, final_state, write) = result?;
+                if outcome == Outcome::Conflict {
+                    summary.conflicts += 1;
+                }
+                outcomes.push((id, outcome));
+                finals.push((final_state, write));
+            }
+            self.store.record_outcomes(&outcomes, now_ms())?;
+            for (final_state, write) in finals {
+                let mut report = ObjectReport {
+                    cloud_id: write.cloud_id.clone(),
+                    dn: Some(write.dn.clone()),
+                    status: "applied".into(),
+                    ..ObjectReport::default()
+                };
+                match final_state {
+                    Final::Applied(mods) => {
+                        summary.applied += 1;
+                        report.changes = mods;
+                        self.store.clear_failure(&write.cloud_id)?;
+                    }
+                    Final::InSync => {
+                        report.status = "in_sync".into();
+                        self.store.clear_failure(&write.cloud_id)?;
+                    }
+                    Final::Failed(error) => {
+                        summary.failed += 1;
+                        report.status = "failed".into();
+                        report.changes = write.mods.clone();
+                        let state = self.store.record_failure(&write.cloud_id, &error, &self.settings.retry, now_ms())?;
+                        if state.quarantined {
+                            tracing::error!(cloud_id = %write.cloud_id, dn = %write.dn, %error, "mailbox quarantined after repeated failures");
+                        }
+                        report.error = Some(error);
+                    }
+                }
+                sink(&report);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one staged write; on a conflict (or an unknown outcome) re-reads the object,
+    /// plans again from the same cloud record and retries, each retry journalled on its own.
+    /// Returns the first attempt's outcome (for the batch's journal entry) and how it ended.
+    pub(crate) async fn apply_one(
+        &self,
+        cycle: CycleId,
+        id: JournalId,
+        write: StagedWrite,
+    ) -> Result<(JournalId, Outcome, Final, StagedWrite), EngineError> {
+        let target = staged_target(&write);
+        let first = match self.dir.apply(&target, &write.mods).await {
+            Ok(()) => {
+                let mods = write.mods.clone();
+                return Ok((id, Outcome::Applied, Final::Applied(mods), write));
+            }
+            Err(e) if e.needs_reread() => outcome_of(&e),
+            Err(e) => {
+                let message = e.to_string();
+                return Ok((id, outcome_of(&e), Final::Failed(message), write));
+            }
+        };
+        let final_state = self.retry_after_conflict(cycle, &write).await?;
+        Ok((id, first, final_state, write))
+    }
+
+    async fn retry_after_conflict(&self, cycle: CycleId, write: &StagedWrite) -> Result<Final, EngineError> {
+        let guid_dn = format!("<GUID={}>", ids::guid_to_string(&write.object_guid));
+        for attempt in 1..=self.settings.conflict_retries {
+            let Some(user) = self.dir.read(&guid_dn).await? else {
+                return Ok(Final::Failed(format!("{} was deleted before it could be written", write.dn)));
+            };
+            let (user, mods) = match self.plan_for(&write.mailbox, user) {
+                Assessment::Planned { user, mods } => (user, mods),
+                Assessment::InSync { .. } => return Ok(Final::InSync),
+                Assessment::Invalid { error, .. } => return Ok(Final::Failed(error)),
+                other => return Ok(Final::Failed(format!("unexpected re-plan result {other:?}"))),
+            };
+            tracing::info!(cloud_id = %write.cloud_id, dn = %user.dn, attempt, "object changed since read; re-planned");
+            let intent = WriteIntent {
+                cycle,
+                cloud_id: &write.cloud_id,
+                object_guid: user.object_guid,
+                dn: &user.dn,
+                mods: &mods,
+                before: &user.values,
+            };
+            let retry_id = self.store.record_intent(&intent, now_ms())?;
+            match self.dir.apply(&user, &mods).await {
+                Ok(()) => {
+                    self.store.record_outcome(retry_id, &Outcome::Applied, now_ms())?;
+                    return Ok(Final::Applied(mods));
+                }
+                Err(e) if e.needs_reread() => {
+                    self.store.record_outcome(retry_id, &outcome_of(&e), now_ms())?;
+                }
+                Err(e) => {
+                    self.store.record_outcome(retry_id, &outcome_of(&e), now_ms())?;
+                    return Ok(Final::Failed(e.to_string()));
+                }
+            }
+        }
+        Ok(Final::Failed(format!(
+            "{} kept changing on-prem: gave up after {} re-plans this cycle",
+            write.dn, self.settings.conflict_retries
+        )))
+    }
+}
+
+/// The object as it was read for planning. Only objects the matcher accepted (users, not
+/// protected) are ever staged; the writer addresses them by GUID.
+fn staged_target(write: &StagedWrite) -> AdUser {
+    AdUser {
+        dn: write.dn.clone(),
+        object_guid: write.object_guid,
+        object_sid: None,
+        consistency_guid: None,
+        sam_account_name: None,
+        object_classes: vec!["user".into()],
+        admin_count: false,
+        critical_system_object: false,
+        usn_changed: write.usn_changed,
+        values: AdValues::clone(&write.before),
+    }
+}
+
+pub(crate) fn outcome_of(error: &AdError) -> Outcome {
+    match error {
+        AdError::Conflict { .. } => Outcome::Conflict,
+        AdError::OutcomeUnknown { .. } => Outcome::Unknown,
+        other => Outcome::Failed { code: error_code(other), message: other.to_string() },
+    }
+}
+
+fn error_code(error: &AdError) -> u32 {
+    match error {
+        AdError::Conflict { code, .. }
+        | AdError::SchemaMissing { code, .. }
+        | AdError::AccessDenied { code, .. }
+        | AdError::ValueRejected { code, .. }
+        | AdError::Ldap { code, .. }
+        | AdError::Bind { code, .. } => *code,
+        AdError::NoSuchObject { .. } => 32,
+        // Not from the DC: writeback's own refusals and transport failures.
+        _ => 0,
+    }
+}

@@ -1,0 +1,366 @@
+//! One cycle: read what changed in the cloud, match and plan every mailbox (staging the
+//! writes), check the brakes, apply, record, and only then advance the watermark.
+//!
+//! Planning the whole cycle before writing anything is what lets a brake stop a cycle with
+//! nothing of it applied. Staged writes live in the state store, not in memory, so a cycle
+//! of any size plans in constant memory.
+
+use crate::engine::{now_ms, Assessment, Engine};
+use crate::error::EngineError;
+use crate::report::{values_cleared, CycleSummary, HeldSummary, ObjectReport};
+use futures_util::stream::{self, StreamExt};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use time::OffsetDateTime;
+use writeback_cloud::exchange::choose_pass;
+use writeback_cloud::{Mailbox, MailboxError, PassKind, Watermark};
+use writeback_state::{CycleId, PlanStatus, StagedWrite, StateStore};
+
+/// Watermark names in the state store.
+pub const WATERMARK_WHEN_CHANGED: &str = "exchange.when_changed";
+pub const WATERMARK_LAST_FULL_PASS: &str = "exchange.last_full_pass";
+
+/// Mailboxes matched and read concurrently while planning a page.
+const PLAN_CONCURRENCY: usize = 16;
+/// Due retries looked up one by one per cycle at most (the rest wait for the next cycle).
+const RETRIES_PER_CYCLE: usize = 500;
+
+/// Asks a running cycle to stop at the next page boundary (in-flight writes finish).
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CycleOptions {
+    /// A full pass over every cloud-managed mailbox (also repairs on-prem drift).
+    pub full: bool,
+    /// Plan only: nothing is written to AD, no watermark moves, no failure is queued.
+    pub dry_run: bool,
+}
+
+/// Receives each mailbox's report as the cycle goes.
+pub type ObjectSink<'a> = &'a mut (dyn FnMut(&ObjectReport) + Send);
+
+impl<S: StateStore + ?Sized> Engine<S> {
+    /// Runs one cycle (or, with `dry_run`, plans one).
+    pub async fn run_cycle(
+        &self,
+        options: &CycleOptions,
+        sink: ObjectSink<'_>,
+        shutdown: &Shutdown,
+    ) -> Result<CycleSummary, EngineError> {
+        let started = Instant::now();
+        let now = now_ms();
+        if !options.dry_run {
+            self.recover_in_flight().await?;
+        }
+        self.refresh_anchors().await?;
+        let previous = self.watermark()?;
+        let kind = if options.full {
+            PassKind::Full
+        } else {
+            choose_pass(previous, self.last_full_pass()?, OffsetDateTime::now_utc(), self.full_pass_interval)
+        };
+        let cycle = if options.dry_run { None } else { Some(self.store.begin_cycle(now)?) };
+        if let Some(cycle) = cycle {
+            self.store.clear_stale_stages(Some(cycle))?;
+        }
+        let mut summary = CycleSummary {
+            cycle: cycle.map(|c| c.0),
+            pass: if kind == PassKind::Full { "full" } else { "incremental" },
+            complete: true,
+            ..CycleSummary::default()
+        };
+
+        let pass_summary = self
+            .plan_pass(kind, cycle, previous, &mut summary, sink, shutdown)
+            .await?;
+        let Some(cycle) = cycle else {
+            summary.duration_ms = elapsed_ms(started);
+            return Ok(summary);
+        };
+        if shutdown.is_triggered() {
+            summary.complete = false;
+            self.store.clear_staged(cycle)?;
+            return self.finish(cycle, summary, started);
+        }
+
+        // Brakes: nothing of this cycle is applied when a threshold is crossed, unless an
+        // operator approved a held plan at least this large.
+        let in_scope = summary.mailboxes.max(self.store.join_count()?);
+        if let Some(reason) = self.settings.brakes.check(summary.planned, summary.values_cleared, in_scope) {
+            match self.approved_plan_covering(&summary)? {
+                Some(plan_id) => {
+                    tracing::warn!(plan = plan_id.0, %reason, "threshold crossed, applying under an operator's approval");
+                    self.apply_stage(cycle, &mut summary, sink, shutdown).await?;
+                    self.store.mark_plan_applied(plan_id, now_ms())?;
+                }
+                None => {
+                    let plan_id = self.hold(cycle, &reason, &summary)?;
+                    tracing::warn!(plan = plan_id.0, %reason, "safety brake: cycle held, nothing applied; review with `writeback status`, then `writeback approve {}`", plan_id.0);
+                    summary.held = Some(HeldSummary { plan_id: plan_id.0, reason });
+                    self.store.clear_staged(cycle)?;
+                    return self.finish(cycle, summary, started);
+                }
+            }
+        } else {
+            self.apply_stage(cycle, &mut summary, sink, shutdown).await?;
+        }
+        self.store.clear_staged(cycle)?;
+
+        // The watermark moves only past a pass whose every mailbox was applied, in sync, or
+        // recorded in the error queue, and only if the pass itself was complete.
+        if summary.complete && !shutdown.is_triggered() {
+            let mut marks: Vec<(&str, String)> = Vec::new();
+            if let Some(mark) = pass_summary.watermark {
+                marks.push((WATERMARK_WHEN_CHANGED, mark.to_filter_literal()));
+            }
+            if kind == PassKind::Full {
+                marks.push((WATERMARK_LAST_FULL_PASS, now.to_string()));
+            }
+            let refs: Vec<(&str, &str)> = marks.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            self.store.set_watermarks(&refs, now_ms())?;
+            summary.watermark_advanced = !refs.is_empty();
+        }
+        self.finish(cycle, summary, started)
+    }
+
+    fn finish(&self, cycle: CycleId, mut summary: CycleSummary, started: Instant) -> Result<CycleSummary, EngineError> {
+        summary.duration_ms = elapsed_ms(started);
+        let json = serde_json::to_value(&summary).unwrap_or(serde_json::Value::Null);
+        self.store.finish_cycle(cycle, now_ms(), &json)?;
+        let retention = i64::try_from(self.settings.audit_retention.as_millis()).unwrap_or(i64::MAX);
+        self.store.purge_before(now_ms().saturating_sub(retention))?;
+        Ok(summary)
+    }
+
+    /// The stored `WhenChangedUTC` watermark.
+    pub fn watermark(&self) -> Result<Option<Watermark>, EngineError> {
+        Ok(self.store.watermark(WATERMARK_WHEN_CHANGED)?.and_then(|v| Watermark::parse(&v)))
+    }
+
+    fn last_full_pass(&self) -> Result<Option<OffsetDateTime>, EngineError> {
+        Ok(self
+            .store
+            .watermark(WATERMARK_LAST_FULL_PASS)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()))
+    }
+
+    /// Reads the pass page by page and plans every mailbox; then the due retries.
+    async fn plan_pass(
+        &self,
+        kind: PassKind,
+        cycle: Option<CycleId>,
+        previous: Option<Watermark>,
+        summary: &mut CycleSummary,
+        sink: ObjectSink<'_>,
+        shutdown: &Shutdown,
+    ) -> Result<writeback_cloud::PassSummary, EngineError> {
+        let mut pass = self.cloud.exchange.pass(kind);
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(page) = pass.next_page().await? {
+            let mailboxes: Vec<Result<Mailbox, MailboxError>> = page.mailboxes;
+            self.plan_page(mailboxes, kind, cycle, previous, summary, sink, Some(&mut seen)).await?;
+            if shutdown.is_triggered() {
+                break;
+            }
+        }
+        let pass_summary = pass.into_summary();
+        summary.complete &= pass_summary.complete;
+        if cycle.is_some() && !shutdown.is_triggered() {
+            self.plan_due_retries(cycle, &seen, summary, sink).await?;
+        }
+        Ok(pass_summary)
+    }
+
+    /// Mailboxes whose backoff has run out but that the pass did not bring (the cloud did not
+    /// change them): fetched one by one and planned again.
+    async fn plan_due_retries(
+        &self,
+        cycle: Option<CycleId>,
+        seen: &HashSet<String>,
+        summary: &mut CycleSummary,
+        sink: ObjectSink<'_>,
+    ) -> Result<(), EngineError> {
+        let due: Vec<String> = self
+            .store
+            .due_retries(now_ms())?
+            .into_iter()
+            .filter(|id| !seen.contains(id))
+            .take(RETRIES_PER_CYCLE)
+            .collect();
+        let mut batch = Vec::new();
+        for cloud_id in due {
+            summary.retried += 1;
+            match self.cloud.exchange.lookup(&cloud_id).await? {
+                Some(item) => batch.push(item),
+                None => {
+                    // Gone from Exchange (or no longer cloud-managed): nothing left to retry.
+                    tracing::info!(%cloud_id, "mailbox no longer in Exchange; dropping it from the retry queue");
+                    self.store.clear_failure(&cloud_id)?;
+                }
+            }
+        }
+        self.plan_page(batch, PassKind::Full, cycle, None, summary, sink, None).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_page(
+        &self,
+        items: Vec<Result<Mailbox, MailboxError>>,
+        kind: PassKind,
+        cycle: Option<CycleId>,
+        previous: Option<Watermark>,
+        summary: &mut CycleSummary,
+        sink: ObjectSink<'_>,
+        mut seen: Option<&mut HashSet<String>>,
+    ) -> Result<(), EngineError> {
+        let now = now_ms();
+        let dry_run = cycle.is_none();
+        let mut mailboxes = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Ok(mailbox) => mailboxes.push(mailbox),
+                Err(error) => {
+                    summary.unreadable += 1;
+                    let id = error.id.clone().unwrap_or_default();
+                    let message = format!("unreadable mailbox: {}: {}", error.field, error.detail);
+                    if !dry_run && !id.is_empty() {
+                        self.store.record_failure(&id, &message, &self.settings.retry, now)?;
+                    }
+                    sink(&ObjectReport { cloud_id: id, error: Some(message), status: "invalid".into(), ..ObjectReport::default() });
+                }
+            }
+        }
+        let assessed: Vec<Result<(Mailbox, Assessment), EngineError>> = stream::iter(mailboxes)
+            .map(|mailbox| self.assess(mailbox, now))
+            .buffer_unordered(PLAN_CONCURRENCY)
+            .collect()
+            .await;
+        let mut staged = Vec::new();
+        for result in assessed {
+            let (mailbox, assessment) = result?;
+            summary.mailboxes += 1;
+            if let Some(seen) = seen.as_deref_mut() {
+                seen.insert(mailbox.cloud_id.clone());
+            }
+            let mut report = ObjectReport { cloud_id: mailbox.cloud_id.clone(), ..ObjectReport::default() };
+            match assessment {
+                Assessment::Planned { user, mods } => {
+                    summary.planned += 1;
+                    summary.values_cleared += values_cleared(&mods);
+                    let cloud_unchanged = matches!(
+                        (previous, mailbox.when_changed_utc.as_deref().and_then(Watermark::parse)),
+                        (Some(mark), Some(changed)) if changed <= mark
+                    );
+                    if kind == PassKind::Full && cloud_unchanged {
+                        summary.drift += 1;
+                        tracing::warn!(cloud_id = %mailbox.cloud_id, dn = %user.dn, "on-prem drift on managed attributes: repairing from the cloud");
+                    }
+                    report.dn = Some(user.dn.clone());
+                    report.object_guid = Some(user.guid_string());
+                    report.usn_changed = Some(user.usn_changed);
+                    report.changes = mods.clone();
+                    report.status = "planned".into();
+                    staged.push(StagedWrite {
+                        cloud_id: mailbox.cloud_id.clone(),
+                        object_guid: user.object_guid,
+                        dn: user.dn.clone(),
+                        usn_changed: user.usn_changed,
+                        mods,
+                        before: user.values,
+                        mailbox,
+                    });
+                }
+                Assessment::InSync { user } => {
+                    summary.in_sync += 1;
+                    report.dn = Some(user.dn.clone());
+                    if !dry_run {
+                        self.store.clear_failure(&mailbox.cloud_id)?;
+                    }
+                }
+                Assessment::Skipped(reason) => {
+                    summary.skipped += 1;
+                    report.status = "skipped".into();
+                    report.reason = Some(reason.code().into());
+                    report.error = Some(reason.to_string());
+                    if !dry_run {
+                        self.store.record_failure(&mailbox.cloud_id, &reason.to_string(), &self.settings.retry, now)?;
+                    }
+                }
+                Assessment::Invalid { dn, error } => {
+                    summary.invalid += 1;
+                    report.status = "invalid".into();
+                    report.dn = dn;
+                    report.error = Some(error.clone());
+                    if !dry_run {
+                        self.store.record_failure(&mailbox.cloud_id, &error, &self.settings.retry, now)?;
+                    }
+                }
+                Assessment::Quarantined { error } => {
+                    summary.quarantined += 1;
+                    report.status = "quarantined".into();
+                    report.error = Some(error);
+                }
+            }
+            sink(&report);
+        }
+        if let (Some(cycle), false) = (cycle, staged.is_empty()) {
+            self.store.stage_writes(cycle, &staged)?;
+        }
+        Ok(())
+    }
+
+    /// An approved held plan whose size covers this cycle's.
+    fn approved_plan_covering(&self, summary: &CycleSummary) -> Result<Option<writeback_state::PlanId>, EngineError> {
+        Ok(self
+            .store
+            .held_plans()?
+            .into_iter()
+            .filter(|p| p.status == PlanStatus::Approved)
+            .find(|p| {
+                let approved = |key: &str| p.plan["summary"][key].as_u64().unwrap_or(0);
+                summary.planned <= approved("planned") && summary.values_cleared <= approved("values_cleared")
+            })
+            .map(|p| p.id))
+    }
+
+    /// Keeps the staged plan for an operator to review. One pending plan at a time: while one
+    /// waits, later cycles that trip the brake refer to it instead of piling up new ones.
+    fn hold(&self, cycle: CycleId, reason: &str, summary: &CycleSummary) -> Result<writeback_state::PlanId, EngineError> {
+        if let Some(pending) = self.store.held_plans()?.into_iter().find(|p| p.status == PlanStatus::Pending) {
+            return Ok(pending.id);
+        }
+        let mut objects = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let page = self.store.staged_writes(cycle, after, 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, write) in page {
+                objects.push(serde_json::json!({
+                    "cloud_id": write.cloud_id,
+                    "dn": write.dn,
+                    "changes": write.mods,
+                }));
+            }
+        }
+        let plan = serde_json::json!({ "summary": summary, "objects": objects });
+        Ok(self.store.hold_plan(cycle, reason, &plan, now_ms())?)
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,28 @@
+//! The writeback engine: matches cloud-managed mailboxes to AD users, plans with
+//! `writeback-core`, applies through `writeback-ad`'s guarded write path, and records
+//! everything in the state store.
+//!
+//! A cycle is: refresh Graph anchors → read the Exchange pass (incremental by
+//! `WhenChangedUTC` watermark, or full) → match, read and plan each mailbox, staging the
+//! writes → check the safety brakes → apply (journal before, outcome after) → advance the
+//! watermark. See ARCHITECTURE.md for the invariants this keeps.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod apply;
+mod cycle;
+mod engine;
+pub mod error;
+mod matcher;
+mod provision;
+mod recovery;
+pub mod report;
+pub mod settings;
+
+pub use cycle::{CycleOptions, ObjectSink, Shutdown, WATERMARK_LAST_FULL_PASS, WATERMARK_WHEN_CHANGED};
+pub use engine::{Assessment, Engine};
+pub use error::EngineError;
+pub use matcher::{Matched, SkipReason};
+pub use provision::{ProvisionOutcome, StepSink};
+pub use recovery::RecoveryReport;
+pub use report::{CycleSummary, HeldSummary, ObjectReport};
+pub use settings::{Brakes, EngineSection, EngineSettings};

@@ -1,0 +1,168 @@
+//! The engine's knobs: the `[engine]` and `[brakes]` sections of the config file.
+
+use serde::Deserialize;
+use std::time::Duration;
+use writeback_core::PlanPolicy;
+use writeback_state::RetryPolicy;
+
+/// `[engine]`: how the engine runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Seconds between two cloud polls in `run` mode. Each poll costs one Get-Mailbox and one
+    /// users/delta request: at 5 s that is 24 requests a minute, far inside both services'
+    /// throttling budgets.
+    pub poll_interval_secs: u64,
+    /// Modify requests in flight at once (pipelined over the connection pool). Samba applies
+    /// writes one at a time; a few dozen in flight keep it busy without queueing for long.
+    pub max_in_flight: usize,
+    /// How often one object is re-read and re-planned after the DC reported that it changed
+    /// between read and write, within one cycle.
+    pub conflict_retries: u32,
+    /// Proxy address types never written to (nor removed from) AD; default `["SPO"]`.
+    pub excluded_address_types: Option<Vec<String>>,
+    /// First wait after a mailbox failed; doubles per failure up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// After this many consecutive failures a mailbox is quarantined until released.
+    pub quarantine_after: u32,
+    /// Audit rows and finished journal entries older than this are purged.
+    pub audit_retention_days: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            poll_interval_secs: 5,
+            max_in_flight: 32,
+            conflict_retries: 3,
+            excluded_address_types: None,
+            retry_base_secs: 60,
+            retry_max_secs: 6 * 3600,
+            quarantine_after: 8,
+            audit_retention_days: 400,
+        }
+    }
+}
+
+/// `[brakes]`: per-cycle safety thresholds. When one is crossed nothing of the cycle is
+/// applied; its plan is held for an operator (`writeback approve`).
+///
+/// Absolute limits follow the spirit of Microsoft's 500-object accidental-deletion
+/// threshold. Share limits are a fraction of the mailboxes in scope and only apply from
+/// `share_min_objects` on, so a small lab tenant is not stopped by one edit.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Brakes {
+    pub max_objects_changed: u64,
+    pub max_objects_changed_share: f64,
+    pub max_values_cleared: u64,
+    pub max_values_cleared_share: f64,
+    pub share_min_objects: u64,
+}
+
+impl Default for Brakes {
+    fn default() -> Self {
+        Brakes {
+            max_objects_changed: 500,
+            max_objects_changed_share: 0.25,
+            max_values_cleared: 500,
+            max_values_cleared_share: 0.10,
+            share_min_objects: 50,
+        }
+    }
+}
+
+impl Brakes {
+    /// Why a cycle of this size must be held, if it must.
+    pub fn check(&self, objects_changed: u64, values_cleared: u64, in_scope: u64) -> Option<String> {
+        let share = |n: u64| if in_scope == 0 { 0.0 } else { n as f64 / in_scope as f64 };
+        if objects_changed > self.max_objects_changed {
+            return Some(format!(
+                "{objects_changed} objects would change, more than max_objects_changed = {}",
+                self.max_objects_changed
+            ));
+        }
+        if values_cleared > self.max_values_cleared {
+            return Some(format!(
+                "{values_cleared} values would be cleared, more than max_values_cleared = {}",
+                self.max_values_cleared
+            ));
+        }
+        if objects_changed >= self.share_min_objects
+            && share(objects_changed) > self.max_objects_changed_share
+        {
+            return Some(format!(
+                "{objects_changed} of {in_scope} mailboxes would change ({:.0}%), more than max_objects_changed_share = {:.0}%",
+                share(objects_changed) * 100.0,
+                self.max_objects_changed_share * 100.0
+            ));
+        }
+        if values_cleared >= self.share_min_objects
+            && share(values_cleared) > self.max_values_cleared_share
+        {
+            return Some(format!(
+                "{values_cleared} values would be cleared across {in_scope} mailboxes ({:.0}%), more than max_values_cleared_share = {:.0}%",
+                share(values_cleared) * 100.0,
+                self.max_values_cleared_share * 100.0
+            ));
+        }
+        None
+    }
+}
+
+/// Everything the engine needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Objects outside these subtrees are never matched (empty: the AD base DN).
+    pub scope: Vec<String>,
+    pub poll_interval: Duration,
+    pub max_in_flight: usize,
+    pub conflict_retries: u32,
+    pub policy: PlanPolicy,
+    pub retry: RetryPolicy,
+    pub brakes: Brakes,
+    pub audit_retention: Duration,
+}
+
+impl EngineSettings {
+    pub fn new(section: &EngineSection, brakes: Brakes, scope: Vec<String>) -> Self {
+        let mut policy = PlanPolicy::default();
+        if let Some(types) = &section.excluded_address_types {
+            policy.excluded_address_types = types.clone();
+        }
+        let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        EngineSettings {
+            scope,
+            poll_interval: Duration::from_secs(section.poll_interval_secs.max(1)),
+            max_in_flight: section.max_in_flight.clamp(1, 1024),
+            conflict_retries: section.conflict_retries,
+            policy,
+            retry: RetryPolicy {
+                base_delay_ms: secs_ms(section.retry_base_secs),
+                max_delay_ms: secs_ms(section.retry_max_secs),
+                quarantine_after: section.quarantine_after.max(1),
+            },
+            brakes,
+            audit_retention: Duration::from_secs(section.audit_retention_days.saturating_mul(86_400)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brakes_trip_on_absolute_and_share_limits() {
+        let b = Brakes::default();
+        assert!(b.check(10, 0, 100_000).is_none());
+        assert!(b.check(501, 0, 100_000).unwrap().contains("max_objects_changed"));
+        assert!(b.check(0, 501, 100_000).unwrap().contains("max_values_cleared"));
+        // 30 of 40: a large share, but below the minimum count for share limits.
+        assert!(b.check(30, 0, 40).is_none());
+        assert!(b.check(60, 0, 100).unwrap().contains("share"));
+        assert!(b.check(0, 60, 100).unwrap().contains("cleared"));
+        assert!(b.check(60, 0, 0).is_none(), "empty scope never divides by zero");
+    }
+}
