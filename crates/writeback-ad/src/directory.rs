@@ -106,6 +106,35 @@ impl AdDirectory {
             .collect())
     }
 
+    /// One user under `base` and the attributes the bound account may write on it
+    /// (`allowedAttributesEffective`, constructed by the DC from the object's ACL): the cheap
+    /// permission check `writeback check` makes before anything is written.
+    pub async fn sample_writable_attributes(
+        &self,
+        base: &str,
+    ) -> Result<Option<(String, Vec<String>)>, AdError> {
+        let mut ldap = self.ldap().await?;
+        let result = ldap
+            .with_timeout(self.config.timeout)
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(1))
+            .search(
+                base,
+                Scope::Subtree,
+                "(&(objectCategory=person)(objectClass=user)(!(isCriticalSystemObject=TRUE)))",
+                &["allowedAttributesEffective"],
+            )
+            .await
+            .map_err(|e| transport("search", e))?;
+        // 4 = sizeLimitExceeded: expected, one entry was all that was asked for.
+        if result.1.rc != 0 && result.1.rc != 4 {
+            return Err(AdError::Ldap { operation: "search", code: result.1.rc, message: result.1.text });
+        }
+        let Some(entry) = result.0.into_iter().next() else { return Ok(None) };
+        let entry = RawEntry::parse(entry)?;
+        let attrs = entry.text("allowedAttributesEffective").to_vec();
+        Ok(Some((entry.dn, attrs)))
+    }
+
     /// Every object matching the key, with its managed attributes. Zero, one or several:
     /// the caller decides what a count other than one means.
     pub async fn find(&self, key: &UserKey) -> Result<Vec<AdUser>, AdError> {

@@ -116,6 +116,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         write: StagedWrite,
     ) -> Result<(JournalId, Outcome, Final, StagedWrite), EngineError> {
         let target = staged_target(&write);
+        self.run_before_apply_hook(&write.dn).await;
         let first = match self.dir.apply(&target, &write.mods).await {
             Ok(()) => {
                 let mods = write.mods.clone();

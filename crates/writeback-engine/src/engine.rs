@@ -36,6 +36,11 @@ pub enum Assessment {
     Quarantined { error: String },
 }
 
+/// Runs right before a write leaves (given the object's DN). A fault-injection point: tests
+/// use it to edit AD between the engine's read and its write; production never sets it.
+pub type BeforeApplyHook =
+    Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
 pub struct Engine<S: StateStore + ?Sized> {
     pub(crate) dir: AdDirectory,
     pub(crate) cloud: CloudReaders,
@@ -43,6 +48,7 @@ pub struct Engine<S: StateStore + ?Sized> {
     pub(crate) settings: EngineSettings,
     pub(crate) full_pass_interval: std::time::Duration,
     pub(crate) anchors: Mutex<AnchorState>,
+    pub(crate) before_apply: std::sync::Mutex<Option<BeforeApplyHook>>,
 }
 
 /// Unix milliseconds now: the engine is the one place with a clock.
@@ -68,6 +74,21 @@ impl<S: StateStore + ?Sized> Engine<S> {
             settings,
             full_pass_interval,
             anchors: Mutex::new(AnchorState::default()),
+            before_apply: std::sync::Mutex::new(None),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn set_before_apply_hook(&self, hook: Option<BeforeApplyHook>) {
+        if let Ok(mut slot) = self.before_apply.lock() {
+            *slot = hook;
+        }
+    }
+
+    pub(crate) async fn run_before_apply_hook(&self, dn: &str) {
+        let hook = self.before_apply.lock().ok().and_then(|slot| slot.clone());
+        if let Some(hook) = hook {
+            hook(dn.to_owned()).await;
         }
     }
 

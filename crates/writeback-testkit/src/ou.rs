@@ -62,8 +62,15 @@ impl TestOu {
     /// Adds a user `CN=<cn>` with the given extra attributes; returns its DN.
     pub async fn add_user(&self, cn: &str, extra: &[(&str, &[&str])]) -> Result<String> {
         let dn = format!("CN={},{}", ldap3::dn_escape(cn), self.dn);
-        let sam: String = cn.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
-        let sam = format!("{sam}{:07}", std::process::id() % 10_000_000);
+        // sAMAccountName is unique per domain and at most 20 characters: a short readable
+        // prefix plus a number unique to this process and call.
+        static SAM_COUNTER: AtomicU32 = AtomicU32::new(0);
+        let prefix: String = cn.chars().filter(|c| c.is_ascii_alphanumeric()).take(6).collect();
+        let sam = format!(
+            "{prefix}{:07}{:05}",
+            std::process::id() % 10_000_000,
+            SAM_COUNTER.fetch_add(1, Ordering::Relaxed) % 100_000
+        );
         let mut attrs: Vec<(&str, HashSet<&str>)> = vec![
             ("objectClass", set(&["user"])),
             ("cn", set(&[cn])),
