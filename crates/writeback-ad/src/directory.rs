@@ -138,9 +138,17 @@ impl AdDirectory {
     /// Every object matching the key, with its managed attributes. Zero, one or several:
     /// the caller decides what a count other than one means.
     pub async fn find(&self, key: &UserKey) -> Result<Vec<AdUser>, AdError> {
+        self.find_in(key, &self.config.base_dn).await
+    }
+
+    /// Like [`AdDirectory::find`], searching only under `search_base` (a DN hint is looked
+    /// up wherever it points). Searching the configured scope rather than the whole domain
+    /// matters: mS-DS-ConsistencyGuid is not indexed everywhere.
+    pub async fn find_in(&self, key: &UserKey, search_base: &str) -> Result<Vec<AdUser>, AdError> {
+        let subtree = search_base.to_owned();
         let (base, scope, filter) = match key {
             UserKey::ObjectGuid(bytes) => (
-                self.config.base_dn.clone(),
+                subtree,
                 Scope::Subtree,
                 format!("(objectGUID={})", ids::escape_filter_bytes(bytes)),
             ),
@@ -149,13 +157,13 @@ impl AdDirectory {
                     return Err(AdError::InvalidKey("empty mS-DS-ConsistencyGuid".into()));
                 }
                 (
-                    self.config.base_dn.clone(),
+                    subtree,
                     Scope::Subtree,
                     format!("(mS-DS-ConsistencyGuid={})", ids::escape_filter_bytes(bytes)),
                 )
             }
             UserKey::Sid(text) => (
-                self.config.base_dn.clone(),
+                subtree,
                 Scope::Subtree,
                 format!("(objectSid={})", ids::escape_filter_bytes(&ids::sid_from_string(text)?)),
             ),

@@ -33,12 +33,6 @@ pub fn init(path: &Path, force: bool) -> Result<i32> {
         // create_new fails atomically if the file exists, so there is no check-then-write race.
         options.create_new(true);
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // The template holds no secret (only paths to secret files), so it may be world-readable.
-        options.mode(0o644);
-    }
     let mut file = match options.open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
@@ -49,21 +43,25 @@ pub fn init(path: &Path, force: bool) -> Result<i32> {
             return Err(e).with_context(|| format!("cannot create {}", path.display()));
         }
     };
+    // Set explicitly rather than at creation: that mode would be cut by the umask, and an
+    // overwritten file would keep its old one. The template holds no secret, only the paths
+    // of the files that do, so it may be world-readable.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    }
     file.write_all(CONFIG_TEMPLATE.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    if force {
-        // `mode` applies only to a newly created file; an overwritten one keeps its old mode.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
-    }
-    println!(
+    let shown = path.display().to_string();
+    finish_output(writeln!(
+        std::io::stdout().lock(),
         "wrote {}; fill in [cloud] and [ad], then check them with `writeback --config {} ad check`",
-        path.display(),
-        text::shell_word(&path.display().to_string())
-    );
+        text::printable(&shown),
+        text::shell_word(&shown)
+    ))?;
     Ok(0)
 }
 
@@ -83,8 +81,8 @@ fn open_existing_state(config: &Config) -> Result<SqliteStore> {
 
 /// The current time in unix milliseconds, the unit of every time in the store.
 fn now_ms() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    i64::try_from(nanos).unwrap_or(i64::MAX)
+    let ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 /// `writeback` with the `--config` the operator is using, to print commands they can paste.

@@ -100,22 +100,26 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
 
     async fn search(&self, mailbox: &Mailbox) -> Result<Result<Matched, SkipReason>, EngineError> {
         let anchors = &mailbox.anchors;
-        if let Some(immutable_id) = anchors.immutable_id.as_deref().filter(|s| !s.is_empty()) {
-            let bytes = match ids::immutable_id_to_bytes(immutable_id) {
-                Ok(bytes) => bytes,
+        let key_and_kind = if let Some(immutable_id) = anchors.immutable_id.as_deref().filter(|s| !s.is_empty()) {
+            match ids::immutable_id_to_bytes(immutable_id) {
+                Ok(bytes) => Some((bytes, MatchedBy::ImmutableId)),
                 Err(e) => return Ok(Err(SkipReason::InvalidAnchor(e.to_string()))),
-            };
-            let mut found = self.dir.find(&UserKey::ConsistencyGuid(bytes.to_vec())).await?;
+            }
+        } else {
+            None
+        };
+        if let Some((bytes, _)) = key_and_kind {
+            let mut found = self.find_scoped(&UserKey::ConsistencyGuid(bytes.to_vec())).await?;
             if found.is_empty() {
-                found = self.dir.find(&UserKey::ObjectGuid(bytes)).await?;
+                found = self.find_scoped(&UserKey::ObjectGuid(bytes)).await?;
             }
             return Ok(single(found, MatchedBy::ImmutableId));
         }
         if let Some(sid) = anchors.sid.as_deref().filter(|s| !s.is_empty()) {
-            return match self.dir.find(&UserKey::Sid(sid.to_owned())).await {
+            return match self.find_scoped(&UserKey::Sid(sid.to_owned())).await {
                 Ok(found) => Ok(single(found, MatchedBy::Sid)),
-                Err(writeback_ad::AdError::InvalidKey(e)) => Ok(Err(SkipReason::InvalidAnchor(e))),
-                Err(e) => Err(e.into()),
+                Err(EngineError::Ad(writeback_ad::AdError::InvalidKey(e))) => Ok(Err(SkipReason::InvalidAnchor(e))),
+                Err(e) => Err(e),
             };
         }
         if let Some(dn) = anchors.dn.as_deref().filter(|s| !s.is_empty()) {
@@ -137,6 +141,23 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
             return Ok(Ok(matched));
         }
         Ok(Err(SkipReason::NoAnchor))
+    }
+
+    /// Searches the scope subtrees; only when nothing is there, the whole domain, so that an
+    /// object outside the scope is reported as such rather than as "no match".
+    async fn find_scoped(&self, key: &UserKey) -> Result<Vec<AdUser>, EngineError> {
+        let mut found: Vec<AdUser> = Vec::new();
+        for base in self.scope {
+            for user in self.dir.find_in(key, base).await? {
+                if !found.iter().any(|u| u.object_guid == user.object_guid) {
+                    found.push(user);
+                }
+            }
+        }
+        if found.is_empty() {
+            found = self.dir.find(key).await?;
+        }
+        Ok(found)
     }
 
     /// The checks every match passes, then the join is remembered (or its DN refreshed).

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use std::io::{BufWriter, Write};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use writeback_state::{AuditQuery, AuditRecord, Outcome, StateError, StateStore};
+use writeback_state::{AuditQuery, AuditRecord, Outcome, StateStore};
 
 /// Rows read from the store at a time for the table, so a large --limit never holds the
 /// store, or memory, for long.
@@ -104,14 +104,19 @@ pub fn audit(config: &Config, args: &AuditArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.json || args.csv {
+        let mut watched = PipeWatch {
+            inner: &mut out,
+            closed: false,
+        };
         let written = if args.json {
-            writeback_state::write_audit_jsonl(&store, &query, &mut out)
+            writeback_state::write_audit_jsonl(&store, &query, &mut watched)
         } else {
-            writeback_state::write_audit_csv(&store, &query, &mut out)
+            writeback_state::write_audit_csv(&store, &query, &mut watched)
         };
         return match written {
             Ok(_) => Ok(0),
-            Err(e) if is_broken_pipe(&e) => Ok(0),
+            // The reader went away (`| head`): it has all it wanted.
+            Err(_) if watched.closed => Ok(0),
             Err(e) => Err(anyhow!(e).context("audit export")),
         };
     }
@@ -125,23 +130,43 @@ pub fn audit(config: &Config, args: &AuditArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The export functions report a closed stdout as an I/O error somewhere in their chain.
-fn is_broken_pipe(error: &StateError) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::BrokenPipe {
-                return true;
-            }
+/// Notes whether the reader closed the pipe. The export functions wrap I/O errors in CSV and
+/// JSON errors that do not all expose the I/O error as their source, so it is caught here.
+struct PipeWatch<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> PipeWatch<W> {
+    fn watch<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result {
+            self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
         }
-        source = e.source();
+        result
     }
-    false
+}
+
+impl<W: Write> Write for PipeWatch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.watch(result)
+    }
 }
 
 fn write_table(store: &dyn StateStore, query: &AuditQuery, out: &mut dyn Write) -> Result<u64> {
     let mut table = Table::new(&[
-        "TIME", "CYCLE", "CLOUD ID", "ATTRIBUTE", "OUTCOME", "DN", "CHANGE",
+        "TIME",
+        "CYCLE",
+        "CLOUD ID",
+        "ATTRIBUTE",
+        "OUTCOME",
+        "DN",
+        "CHANGE",
     ]);
     let mut remaining = query.limit.unwrap_or(u32::MAX);
     let mut cursor = None;
@@ -197,8 +222,16 @@ fn audit_row(record: &AuditRecord) -> Vec<String> {
 /// What the write did to the attribute's values: `-removed +added`. For a multi-valued
 /// attribute the lists can be long; only the difference says what changed.
 fn change_text(before: &[String], after: &[String]) -> String {
-    let removed: Vec<String> = before.iter().filter(|v| !after.contains(v)).cloned().collect();
-    let added: Vec<String> = after.iter().filter(|v| !before.contains(v)).cloned().collect();
+    let removed: Vec<String> = before
+        .iter()
+        .filter(|v| !after.contains(v))
+        .cloned()
+        .collect();
+    let added: Vec<String> = after
+        .iter()
+        .filter(|v| !before.contains(v))
+        .cloned()
+        .collect();
     let mut parts = Vec::new();
     if !removed.is_empty() {
         parts.push(format!("-{}", value_list(&removed)));
@@ -219,17 +252,35 @@ mod tests {
 
     #[test]
     fn times_parse_as_rfc3339_or_ages() {
-        assert_eq!(parse_time("1970-01-01T00:00:01.5Z"), Ok(TimeSpec::At(1_500)));
-        assert_eq!(parse_time("2023-11-14T23:13:20+01:00"), Ok(TimeSpec::At(1_700_000_000_000)));
+        assert_eq!(
+            parse_time("1970-01-01T00:00:01.5Z"),
+            Ok(TimeSpec::At(1_500))
+        );
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20+01:00"),
+            Ok(TimeSpec::At(1_700_000_000_000))
+        );
         assert_eq!(parse_time("30m"), Ok(TimeSpec::Ago(1_800_000)));
         assert_eq!(parse_time("24h"), Ok(TimeSpec::Ago(86_400_000)));
         assert_eq!(parse_time("7d"), Ok(TimeSpec::Ago(604_800_000)));
         assert_eq!(parse_time("2w"), Ok(TimeSpec::Ago(1_209_600_000)));
         assert_eq!(parse_time("45s"), Ok(TimeSpec::Ago(45_000)));
-        for bad in ["", "24", "h", "24x", "-3h", "1.5h", "2024-13-01T00:00:00Z", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "24",
+            "h",
+            "24x",
+            "-3h",
+            "1.5h",
+            "2024-13-01T00:00:00Z",
+            "99999999999999999999d",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad:?} should be refused");
         }
-        assert!(parse_time("9223372036854775807w").is_err(), "overflow is an error, not a wrap");
+        assert!(
+            parse_time("9223372036854775807w").is_err(),
+            "overflow is an error, not a wrap"
+        );
     }
 
     #[test]
@@ -240,11 +291,42 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_pipe_is_noticed_and_other_errors_are_not() {
+        struct Failing(std::io::ErrorKind);
+        impl Write for Failing {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(self.0.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut pipe = PipeWatch {
+            inner: Failing(std::io::ErrorKind::BrokenPipe),
+            closed: false,
+        };
+        assert!(pipe.write_all(b"row").is_err());
+        assert!(pipe.closed);
+        let mut disk = PipeWatch {
+            inner: Failing(std::io::ErrorKind::StorageFull),
+            closed: false,
+        };
+        assert!(disk.write_all(b"row").is_err());
+        assert!(!disk.closed, "a full disk is an error to report");
+    }
+
+    #[test]
     fn changes_show_only_the_difference() {
         let list = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-        assert_eq!(change_text(&list(&["old"]), &list(&["new"])), "-\"old\" +\"new\"");
         assert_eq!(
-            change_text(&list(&["SMTP:a@x", "smtp:b@x"]), &list(&["SMTP:a@x", "smtp:c@x"])),
+            change_text(&list(&["old"]), &list(&["new"])),
+            "-\"old\" +\"new\""
+        );
+        assert_eq!(
+            change_text(
+                &list(&["SMTP:a@x", "smtp:b@x"]),
+                &list(&["SMTP:a@x", "smtp:c@x"])
+            ),
             "-\"smtp:b@x\" +\"smtp:c@x\""
         );
         assert_eq!(change_text(&list(&[]), &list(&["v"])), "+\"v\"");

@@ -44,7 +44,12 @@ pub fn errors(config: &Config, json: bool) -> Result<i32> {
         let text = serde_json::to_string_pretty(&views).context("encoding the error queue")?;
         finish_output(writeln!(out, "{text}"))?;
     } else {
-        finish_output(write_errors_table(&failures, now_ms(), &command_prefix(config), &mut out))?;
+        finish_output(write_errors_table(
+            &failures,
+            now_ms(),
+            &command_prefix(config),
+            &mut out,
+        ))?;
     }
     Ok(0)
 }
@@ -143,9 +148,18 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("CLOUD ID"), "{text}");
-        assert!(lines[1].contains("due (1970-01-01T00:01:40.000Z)"), "{text}");
-        assert!(lines[2].contains("1970-01-01T00:15:00.000Z") && !lines[2].contains("due"), "{text}");
-        assert!(lines[3].contains("quarantined") && lines[3].ends_with("bad\\u{1b}[2J"), "{text}");
+        assert!(
+            lines[1].contains("due (1970-01-01T00:01:40.000Z)"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("1970-01-01T00:15:00.000Z") && !lines[2].contains("due"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("quarantined") && lines[3].ends_with("bad\\u{1b}[2J"),
+            "{text}"
+        );
         assert!(text.contains("writeback release <CLOUD_ID>"), "{text}");
     }
 
@@ -153,6 +167,9 @@ mod tests {
     fn an_empty_queue_says_so() {
         let mut out = Vec::new();
         write_errors_table(&[], 0, "writeback", &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "the error queue is empty\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "the error queue is empty\n"
+        );
     }
 }

@@ -34,6 +34,15 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// `1 mailbox`, `2 mailboxes`: the nouns used here all take -s or -es.
+pub fn plural(count: usize, noun: &str) -> String {
+    match (count, noun.ends_with(['s', 'x'])) {
+        (1, _) => format!("{count} {noun}"),
+        (_, true) => format!("{count} {noun}es"),
+        (_, false) => format!("{count} {noun}s"),
+    }
+}
+
 /// Text from the cloud, AD or the store with control characters escaped, so a crafted
 /// mailbox id or error message cannot move the cursor, recolour or retitle the terminal.
 /// Bidirectional overrides are escaped too: they can make text read differently from what
@@ -179,6 +188,13 @@ mod tests {
     }
 
     #[test]
+    fn plurals() {
+        assert_eq!(plural(1, "mailbox"), "1 mailbox");
+        assert_eq!(plural(2, "mailbox"), "2 mailboxes");
+        assert_eq!(plural(0, "write"), "0 writes");
+    }
+
+    #[test]
     fn control_characters_and_bidi_overrides_are_escaped() {
         assert_eq!(printable("plain CN=a,DC=x"), "plain CN=a,DC=x");
         assert_eq!(printable("a\u{1b}[31mred\nb"), "a\\u{1b}[31mred\\nb");
@@ -187,7 +203,10 @@ mod tests {
 
     #[test]
     fn shell_words_are_quoted_only_when_needed() {
-        assert_eq!(shell_word("/etc/writeback/writeback.toml"), "/etc/writeback/writeback.toml");
+        assert_eq!(
+            shell_word("/etc/writeback/writeback.toml"),
+            "/etc/writeback/writeback.toml"
+        );
         assert_eq!(shell_word("my config.toml"), "'my config.toml'");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");
@@ -196,7 +215,8 @@ mod tests {
     #[test]
     fn summary_pairs_skip_nulls_and_escape() {
         // Keys in sorted order: the same with or without serde_json's preserve_order.
-        let summary = serde_json::json!({"evil": "a\u{7}", "held": null, "pass": "full", "planned": 3});
+        let summary =
+            serde_json::json!({"evil": "a\u{7}", "held": null, "pass": "full", "planned": 3});
         assert_eq!(summary_pairs(&summary), "evil=a\\u{7} pass=full planned=3");
     }
 
@@ -208,6 +228,9 @@ mod tests {
         let mut out = Vec::new();
         table.write(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, "ID  NAME       NOTE\n1   long name  x\n22  n          a\\tb\n");
+        assert_eq!(
+            text,
+            "ID  NAME       NOTE\n1   long name  x\n22  n          a\\tb\n"
+        );
     }
 }

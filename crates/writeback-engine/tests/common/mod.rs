@@ -145,30 +145,35 @@ impl World {
     }
 
     pub fn cloud_config(&self) -> CloudConfig {
-        std::fs::write(self.dir.join("client-secret"), self.emu.client_secret()).unwrap();
-        let base = self.emu.base_url();
-        let text = format!(
-            "[cloud]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client-secret\"\nlogin_url = \"{base}\"\ngraph_url = \"{base}\"\nexchange_url = \"{base}\"\nca_file = \"{}\"\nretry_base_delay_ms = 50\nwatermark_overlap_secs = 1\n",
-            self.emu.tenant_id(),
-            self.emu.client_id(),
-            self.emu.ca_cert_path().display()
-        );
+        let text = self.cloud_config_text();
         let mut config = CloudConfig::from_toml_document(&text).unwrap();
         config.resolve_paths(&self.dir);
         config.validate().unwrap();
         config
     }
 
+    /// The `[cloud]` section for this world (its secret file written beside it).
+    pub fn cloud_config_text(&self) -> String {
+        std::fs::write(self.dir.join("client-secret"), self.emu.client_secret()).unwrap();
+        let base = self.emu.base_url();
+        format!(
+            "[cloud]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client-secret\"\nlogin_url = \"{base}\"\ngraph_url = \"{base}\"\nexchange_url = \"{base}\"\nca_file = \"{}\"\nretry_base_delay_ms = 50\nwatermark_overlap_secs = 1\n",
+            self.emu.tenant_id(),
+            self.emu.client_id(),
+            self.emu.ca_cert_path().display()
+        )
+    }
+
     /// An engine on this world, with its own state file, the OU as scope, and these knobs.
     pub async fn engine(&self, section: EngineSection, brakes: Brakes) -> Engine<SqliteStore> {
-        let mut ad = self.env.ad_config().unwrap();
-        ad.scope = vec![self.ou.dn.clone()];
-        let dir = AdDirectory::connect(ad).await.unwrap();
-        let cloud = self.cloud_config();
-        let readers = CloudReaders::from_config(&cloud).unwrap();
-        let store = Arc::new(SqliteStore::open(self.dir.join("state.db")).unwrap());
-        let settings = EngineSettings::new(&section, brakes, vec![self.ou.dn.clone()]);
-        Engine::new(dir, readers, store, settings, cloud.full_pass_interval())
+        build_engine(&self.spec(), section, brakes).await
+    }
+
+    /// What another process needs to run an engine on this world.
+    pub fn spec(&self) -> EngineSpec {
+        let cloud_file = self.dir.join("cloud.toml");
+        std::fs::write(&cloud_file, self.cloud_config_text()).unwrap();
+        EngineSpec { cloud_file, state_file: self.dir.join("state.db"), scope: self.ou.dn.clone() }
     }
 
     /// A direct AD connection for checking results.
@@ -203,6 +208,29 @@ impl World {
         }
         out
     }
+}
+
+/// Where a world's engine finds its config: enough for a child process to build one.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EngineSpec {
+    pub cloud_file: PathBuf,
+    pub state_file: PathBuf,
+    pub scope: String,
+}
+
+pub async fn build_engine(spec: &EngineSpec, section: EngineSection, brakes: Brakes) -> Engine<SqliteStore> {
+    let env = ensure_dc().unwrap();
+    let mut ad = env.ad_config().unwrap();
+    ad.scope = vec![spec.scope.clone()];
+    let dir = AdDirectory::connect(ad).await.unwrap();
+    let text = std::fs::read_to_string(&spec.cloud_file).unwrap();
+    let mut cloud = CloudConfig::from_toml_document(&text).unwrap();
+    cloud.resolve_paths(spec.cloud_file.parent().unwrap());
+    cloud.validate().unwrap();
+    let readers = CloudReaders::from_config(&cloud).unwrap();
+    let store = Arc::new(SqliteStore::open(&spec.state_file).unwrap());
+    let settings = EngineSettings::new(&section, brakes, vec![spec.scope.clone()]);
+    Engine::new(dir, readers, store, settings, cloud.full_pass_interval())
 }
 
 /// An entry without its managed attributes and the counters every modify bumps.

@@ -1,0 +1,293 @@
+//! The engine's commands: check, plan, apply, sync, run, provision.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use writeback_ad::AdDirectory;
+use writeback_cloud::CloudReaders;
+use writeback_core::ManagedAttribute;
+use writeback_engine::{CycleOptions, CycleSummary, Engine, EngineSettings, ObjectReport, ProvisionOutcome, Shutdown};
+use writeback_state::SqliteStore;
+
+pub type WritebackEngine = Engine<SqliteStore>;
+
+pub async fn build(config: &Config) -> Result<WritebackEngine> {
+    let ad = config.ad()?;
+    let cloud = config.cloud()?;
+    let scope = ad.scope.clone();
+    let dir = AdDirectory::connect(ad).await.context("connecting to AD")?;
+    let readers = CloudReaders::from_config(&cloud).context("setting up the cloud readers")?;
+    let store = Arc::new(config.open_state()?);
+    let settings = EngineSettings::new(&config.file.engine, config.file.brakes.clone(), scope);
+    Ok(Engine::new(dir, readers, store, settings, cloud.full_pass_interval()))
+}
+
+/// `writeback check`: every item ok/failed with what to do about it.
+pub async fn check(config: &Config) -> Result<i32> {
+    let mut failed = 0;
+    let mut report = |ok: bool, what: String, fix: &str| {
+        if ok {
+            println!("ok      {what}");
+        } else {
+            failed += 1;
+            println!("failed  {what}\n        fix: {fix}");
+        }
+    };
+    report(true, format!("config {} parsed", config.path.display()), "");
+    match config.open_state() {
+        Ok(_) => report(true, format!("state store {}", config.state_path().display()), ""),
+        Err(e) => report(false, format!("state store: {e:#}"), "make [state] path writable by the service account"),
+    }
+    match config.ad() {
+        Err(e) => report(false, format!("[ad]: {e:#}"), "see packaging/writeback.toml.example"),
+        Ok(ad) => {
+            let scope = if ad.scope.is_empty() { vec![ad.base_dn.clone()] } else { ad.scope.clone() };
+            match AdDirectory::connect(ad.clone()).await {
+                Err(e) => report(false, format!("AD {}: {e}", ad.url), "check url, ca_file (the CA that signed the DC's certificate), bind_dn and the password"),
+                Ok(dir) => {
+                    report(true, format!("AD {}: TLS validated, bound as {}", ad.url, ad.bind_dn), "");
+                    match dir.missing_schema_attributes().await {
+                        Ok(missing) if missing.is_empty() => report(true, format!("AD schema has all {} managed attributes", ManagedAttribute::ALL.len()), ""),
+                        Ok(missing) => report(false, format!("AD schema lacks {}", missing.join(", ")), "extend the schema with Exchange's (Setup /PrepareSchema) before writing back"),
+                        Err(e) => report(false, format!("reading the schema: {e}"), "the account needs read access to the schema container"),
+                    }
+                    for base in &scope {
+                        match dir.sample_writable_attributes(base).await {
+                            Ok(Some((dn, allowed))) => {
+                                let missing: Vec<&str> = ManagedAttribute::ALL
+                                    .iter()
+                                    .map(|a| a.ldap_name())
+                                    .filter(|n| !allowed.iter().any(|a| a.eq_ignore_ascii_case(n)))
+                                    .collect();
+                                if missing.is_empty() {
+                                    report(true, format!("may write every managed attribute (checked on {dn})"), "");
+                                } else {
+                                    report(false, format!("may not write {} (checked on {dn})", missing.join(", ")), "grant the service account Write Property on exactly these attributes of user objects in scope");
+                                }
+                            }
+                            Ok(None) => report(false, format!("no user under {base}"), "check [ad] scope"),
+                            Err(e) => report(false, format!("reading {base}: {e}"), "check [ad] scope and read permissions"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match config.cloud() {
+        Err(e) => report(false, format!("[cloud]: {e:#}"), "see packaging/writeback.toml.example"),
+        Ok(cloud) => match CloudReaders::from_config(&cloud) {
+            Err(e) => report(false, format!("cloud credentials: {e}"), "check client_secret_file or certificate_file/private_key_file"),
+            Ok(readers) => {
+                let endpoints = cloud.endpoints();
+                for (name, resource) in [("Graph", &endpoints.graph), ("Exchange Online", &endpoints.exchange)] {
+                    match readers.tokens.token(resource).await {
+                        Ok(_) => report(true, format!("token for {name} ({resource}/.default)"), ""),
+                        Err(e) => report(false, format!("token for {name}: {e}"), "check tenant_id, client_id and the app's credential and API permissions (User.Read.All; Exchange.ManageAsApp + an Exchange role)"),
+                    }
+                }
+                match readers.exchange.lookup("writeback-connectivity-check@invalid").await {
+                    Ok(_) => report(true, "Exchange Online admin API answers Get-Mailbox".into(), ""),
+                    Err(e) => report(false, format!("Exchange Online admin API: {e}"), "the app needs Exchange.ManageAsApp and an Exchange administrator role"),
+                }
+            }
+        },
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn print_change_lines(object: &ObjectReport) {
+    let dn = object.dn.as_deref().unwrap_or("-");
+    match (&object.error, object.changes.is_empty()) {
+        (Some(error), _) => println!("{} {}  {}: {error}", object.status, object.cloud_id, dn),
+        (None, false) => {
+            println!("{} {}  {}", object.status, object.cloud_id, dn);
+            for m in &object.changes {
+                println!("    {:<7} {}: {:?}", m.op.as_str(), m.attribute.ldap_name(), m.values);
+            }
+        }
+        (None, true) => {}
+    }
+}
+
+fn print_summary(summary: &CycleSummary) {
+    eprintln!(
+        "{} pass: {} mailboxes, {} in sync, {} to change, {} applied, {} failed, {} skipped, {} invalid, {} quarantined, {} conflicts, {} values cleared, {} drift ({} ms)",
+        summary.pass, summary.mailboxes, summary.in_sync, summary.planned, summary.applied, summary.failed,
+        summary.skipped, summary.invalid + summary.unreadable, summary.quarantined, summary.conflicts,
+        summary.values_cleared, summary.drift, summary.duration_ms
+    );
+    if let Some(held) = &summary.held {
+        eprintln!("HELD by a safety brake: {}\n  nothing was written; review `writeback show-plan {}`, then `writeback approve {}`", held.reason, held.plan_id, held.plan_id);
+    }
+}
+
+/// `writeback plan`: reads everything, writes nothing.
+pub async fn plan(config: &Config, json: bool, out: Option<&Path>, all: bool) -> Result<i32> {
+    let engine = build(config).await?;
+    let mut objects: Vec<ObjectReport> = Vec::new();
+    let keep = json || out.is_some();
+    let mut sink = |o: &ObjectReport| {
+        let interesting = all || !o.changes.is_empty() || o.error.is_some();
+        if keep {
+            if interesting {
+                objects.push(o.clone());
+            }
+        } else if interesting {
+            print_change_lines(o);
+        }
+    };
+    let options = CycleOptions { full: true, dry_run: true };
+    let summary = engine.run_cycle(&options, &mut sink, &Shutdown::default()).await?;
+    let document = serde_json::json!({ "objects": objects, "summary": summary });
+    if let Some(path) = out {
+        std::fs::write(path, serde_json::to_vec_pretty(&document)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("plan saved to {} ({} objects to change); apply it with `writeback apply {}`", path.display(), summary.planned, path.display());
+    }
+    if json {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer(&mut stdout, &document)?;
+        writeln!(stdout)?;
+    } else {
+        print_summary(&summary);
+    }
+    Ok(0)
+}
+
+/// `writeback apply FILE`: applies a saved plan, refusing objects changed since.
+pub async fn apply(config: &Config, file: &Path, json: bool) -> Result<i32> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    #[derive(serde::Deserialize)]
+    struct SavedPlan {
+        objects: Vec<ObjectReport>,
+    }
+    let saved: SavedPlan = serde_json::from_str(&text).with_context(|| format!("{} is not a plan saved by `writeback plan --out`", file.display()))?;
+    let engine = build(config).await?;
+    let mut sink = |o: &ObjectReport| {
+        if json {
+            println!("{}", serde_json::to_string(o).unwrap_or_default());
+        } else {
+            print_change_lines(o);
+        }
+    };
+    let summary = engine.apply_saved(&saved.objects, &mut sink).await?;
+    print_summary(&summary);
+    Ok(if summary.failed > 0 { 2 } else { 0 })
+}
+
+/// `writeback sync --once`: one cycle, a progress bar on a terminal, a summary.
+pub async fn sync_once(config: &Config, full: bool, json: bool) -> Result<i32> {
+    let engine = build(config).await?;
+    let progress = progress_bar();
+    let mut sink = |o: &ObjectReport| {
+        if let Some(bar) = &progress {
+            bar.inc(1);
+            bar.set_message(o.status.clone());
+        }
+        if json {
+            println!("{}", serde_json::to_string(o).unwrap_or_default());
+        } else if progress.is_none() {
+            print_change_lines(o);
+        }
+    };
+    let shutdown = Shutdown::default();
+    spawn_signal_handler(shutdown.clone());
+    let summary = engine.run_cycle(&CycleOptions { full, dry_run: false }, &mut sink, &shutdown).await?;
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    print_summary(&summary);
+    Ok(exit_code(&summary))
+}
+
+fn exit_code(summary: &CycleSummary) -> i32 {
+    if summary.held.is_some() {
+        3
+    } else if summary.failed + summary.invalid + summary.unreadable + summary.skipped > 0 {
+        2
+    } else {
+        0
+    }
+}
+
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {pos} mailboxes  {msg}  [{elapsed}]").ok()?);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
+fn spawn_signal_handler(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        let terminate = async {
+            #[cfg(unix)]
+            {
+                if let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    sig.recv().await;
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminate => {}
+        }
+        tracing::warn!("stop requested: finishing the writes in flight, then exiting");
+        shutdown.trigger();
+    });
+}
+
+/// `writeback run`: the continuous service.
+pub async fn run(config: &Config) -> Result<i32> {
+    let engine = build(config).await?;
+    let shutdown = Shutdown::default();
+    spawn_signal_handler(shutdown.clone());
+    let interval = engine.settings().poll_interval;
+    tracing::info!(poll_interval_secs = interval.as_secs(), "writeback running");
+    let mut consecutive_errors = 0u32;
+    while !shutdown.is_triggered() {
+        let mut sink = |o: &ObjectReport| {
+            if o.status != "in_sync" {
+                tracing::info!(cloud_id = %o.cloud_id, dn = o.dn.as_deref().unwrap_or("-"), status = %o.status, changes = o.changes.len(), error = o.error.as_deref().unwrap_or(""), "mailbox");
+            }
+        };
+        match engine.run_cycle(&CycleOptions::default(), &mut sink, &shutdown).await {
+            Ok(summary) => {
+                consecutive_errors = 0;
+                if summary.planned + summary.failed + summary.skipped + summary.invalid > 0 || summary.held.is_some() {
+                    tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "cycle");
+                }
+            }
+            Err(e) => {
+                consecutive_errors = consecutive_errors.saturating_add(1);
+                tracing::error!(error = %e, consecutive_errors, "cycle failed; retrying after a pause");
+            }
+        }
+        // Back off on repeated failures (up to 5 minutes), poll at the interval otherwise.
+        let pause = interval.saturating_mul(1u32 << consecutive_errors.min(6)).min(std::time::Duration::from_secs(300));
+        let deadline = tokio::time::Instant::now() + pause;
+        while !shutdown.is_triggered() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    tracing::info!("writeback stopped cleanly");
+    Ok(0)
+}
+
+/// `writeback provision <mailbox>`: one mailbox, each step printed.
+pub async fn provision(config: &Config, identity: &str, dry_run: bool) -> Result<i32> {
+    let engine = build(config).await?;
+    let mut step = |name: &str, text: String| println!("{name:<8}{text}");
+    let outcome = engine.provision(identity, dry_run, &mut step).await?;
+    Ok(match outcome {
+        ProvisionOutcome::Written | ProvisionOutcome::AlreadyInSync | ProvisionOutcome::Planned => 0,
+        ProvisionOutcome::NotFound | ProvisionOutcome::Skipped | ProvisionOutcome::Failed => 2,
+    })
+}
