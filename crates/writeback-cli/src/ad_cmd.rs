@@ -53,18 +53,18 @@ pub async fn run(command: AdCommand, dir: AdDirectory) -> Result<i32> {
 
 async fn check(dir: &AdDirectory) -> Result<i32> {
     let root = dir.root_dse().await.context("reading the rootDSE")?;
-    println!("ok      connected to {} and bound", dir.config().url);
-    println!("        naming context {}", root.default_naming_context);
-    println!("        highestCommittedUSN {}", root.highest_committed_usn);
+    crate::out::line(format_args!("ok      connected to {} and bound", dir.config().url));
+    crate::out::line(format_args!("        naming context {}", root.default_naming_context));
+    crate::out::line(format_args!("        highestCommittedUSN {}", root.highest_committed_usn));
     let missing = dir.missing_schema_attributes().await?;
     if missing.is_empty() {
-        println!("ok      schema has all {} managed attributes", ManagedAttribute::ALL.len());
+        crate::out::line(format_args!("ok      schema has all {} managed attributes", ManagedAttribute::ALL.len()));
         Ok(0)
     } else {
-        println!(
+        crate::out::line(format_args!(
             "failed  schema lacks {}: extend it with Exchange's schema (or scripts/ad-dc's LDIF for a lab)",
             missing.join(", ")
-        );
+        ));
         Ok(1)
     }
 }
@@ -144,18 +144,18 @@ fn print_user(user: &AdUser, json: bool) -> Result<()> {
             "protected": user.protection(),
             "values": values,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::out::line(format_args!("{}", serde_json::to_string_pretty(&out)?));
     } else {
-        println!("dn:          {}", user.dn);
-        println!("objectGUID:  {}", user.guid_string());
-        println!("objectSid:   {}", user.object_sid.as_deref().unwrap_or("-"));
-        println!("uSNChanged:  {}", user.usn_changed);
+        crate::out::line(format_args!("dn:          {}", user.dn));
+        crate::out::line(format_args!("objectGUID:  {}", user.guid_string()));
+        crate::out::line(format_args!("objectSid:   {}", user.object_sid.as_deref().unwrap_or("-")));
+        crate::out::line(format_args!("uSNChanged:  {}", user.usn_changed));
         if let Some(reason) = user.protection() {
-            println!("protected:   {reason}");
+            crate::out::line(format_args!("protected:   {reason}"));
         }
         for attr in ManagedAttribute::ALL {
             for value in user.values.get(attr) {
-                println!("  {}: {value}", attr.ldap_name());
+                crate::out::line(format_args!("  {}: {value}", attr.ldap_name()));
             }
         }
     }
@@ -182,16 +182,16 @@ async fn write(
         }
     };
     if json {
-        println!(
+        crate::out::line(format_args!(
             "{}",
             serde_json::json!({"dn": user.dn, "changes": mods, "applied": !dry_run && !mods.is_empty()})
-        );
+        ));
     } else if mods.is_empty() {
-        println!("{}: nothing to write, AD already matches the cloud record", user.dn);
+        crate::out::line(format_args!("{}: nothing to write, AD already matches the cloud record", user.dn));
     } else {
-        println!("plan for {} ({} changes):", user.dn, mods.len());
+        crate::out::line(format_args!("plan for {} ({} changes):", user.dn, mods.len()));
         for m in &mods {
-            println!("  {:<7} {}: {:?}", format!("{:?}", m.op).to_lowercase(), m.attribute.ldap_name(), m.values);
+            crate::out::line(format_args!("  {:<7} {}: {:?}", format!("{:?}", m.op).to_lowercase(), m.attribute.ldap_name(), m.values));
         }
     }
     if dry_run || mods.is_empty() {
@@ -199,7 +199,7 @@ async fn write(
     }
     dir.apply(&user, &mods).await?;
     if !json {
-        println!("written.");
+        crate::out::line(format_args!("written."));
     }
     Ok(0)
 }

@@ -30,10 +30,10 @@ pub async fn check(config: &Config) -> Result<i32> {
     let mut failed = 0;
     let mut report = |ok: bool, what: String, fix: &str| {
         if ok {
-            println!("ok      {what}");
+            crate::out::line(format_args!("ok      {what}"));
         } else {
             failed += 1;
-            println!("failed  {what}\n        fix: {fix}");
+            crate::out::line(format_args!("failed  {what}\n        fix: {fix}"));
         }
     };
     report(true, format!("config {} parsed", config.path.display()), "");
@@ -101,11 +101,11 @@ pub async fn check(config: &Config) -> Result<i32> {
 fn print_change_lines(object: &ObjectReport) {
     let dn = object.dn.as_deref().unwrap_or("-");
     match (&object.error, object.changes.is_empty()) {
-        (Some(error), _) => println!("{} {}  {}: {error}", object.status, object.cloud_id, dn),
+        (Some(error), _) => crate::out::line(format_args!("{} {}  {}: {error}", object.status, object.cloud_id, dn)),
         (None, false) => {
-            println!("{} {}  {}", object.status, object.cloud_id, dn);
+            crate::out::line(format_args!("{} {}  {}", object.status, object.cloud_id, dn));
             for m in &object.changes {
-                println!("    {:<7} {}: {:?}", m.op.as_str(), m.attribute.ldap_name(), m.values);
+                crate::out::line(format_args!("    {:<7} {}: {:?}", m.op.as_str(), m.attribute.ldap_name(), m.values));
             }
         }
         (None, true) => {}
@@ -168,7 +168,7 @@ pub async fn apply(config: &Config, file: &Path, json: bool) -> Result<i32> {
     let engine = build(config).await?;
     let mut sink = |o: &ObjectReport| {
         if json {
-            println!("{}", serde_json::to_string(o).unwrap_or_default());
+            crate::out::line(format_args!("{}", serde_json::to_string(o).unwrap_or_default()));
         } else {
             print_change_lines(o);
         }
@@ -187,9 +187,11 @@ pub async fn sync_once(config: &Config, full: bool, json: bool) -> Result<i32> {
             bar.inc(1);
             bar.set_message(o.status.clone());
         }
-        if json {
-            println!("{}", serde_json::to_string(o).unwrap_or_default());
-        } else if progress.is_none() {
+        // Outcomes only: the plan itself is what `writeback plan` is for.
+        let outcome = o.status != "planned" && o.status != "in_sync";
+        if json && outcome {
+            crate::out::line(format_args!("{}", serde_json::to_string(o).unwrap_or_default()));
+        } else if progress.is_none() && outcome {
             print_change_lines(o);
         }
     };
@@ -254,7 +256,7 @@ pub async fn run(config: &Config) -> Result<i32> {
     let mut consecutive_errors = 0u32;
     while !shutdown.is_triggered() {
         let mut sink = |o: &ObjectReport| {
-            if o.status != "in_sync" {
+            if o.status != "in_sync" && o.status != "planned" {
                 tracing::info!(cloud_id = %o.cloud_id, dn = o.dn.as_deref().unwrap_or("-"), status = %o.status, changes = o.changes.len(), error = o.error.as_deref().unwrap_or(""), "mailbox");
             }
         };
@@ -284,7 +286,7 @@ pub async fn run(config: &Config) -> Result<i32> {
 /// `writeback provision <mailbox>`: one mailbox, each step printed.
 pub async fn provision(config: &Config, identity: &str, dry_run: bool) -> Result<i32> {
     let engine = build(config).await?;
-    let mut step = |name: &str, text: String| println!("{name:<8}{text}");
+    let mut step = |name: &str, text: String| crate::out::line(format_args!("{name:<8}{text}"));
     let outcome = engine.provision(identity, dry_run, &mut step).await?;
     Ok(match outcome {
         ProvisionOutcome::Written | ProvisionOutcome::AlreadyInSync | ProvisionOutcome::Planned => 0,

@@ -8,6 +8,7 @@ mod ad_cmd;
 mod cloud_cmd;
 mod config;
 mod engine_cmd;
+mod out;
 mod ops_cmd;
 
 use anyhow::Result;
