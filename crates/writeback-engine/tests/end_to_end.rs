@@ -234,3 +234,70 @@ async fn cloud_faults_during_a_cycle_lose_nothing() {
     assert!(world.differences().await.is_empty());
     world.ou.remove().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_is_applied_except_where_ad_changed_since() {
+    use writeback_engine::{CycleOptions, ObjectReport, Shutdown};
+    let world = World::new("saved", 3).await;
+    for (i, smtp) in world.cloud_ids.keys().enumerate() {
+        world.make_cloud_managed(smtp).await;
+        world.set_mailbox(smtp, json!({"CustomAttribute6": format!("planned {i}")})).await;
+    }
+    let engine = world.engine(EngineSection::default(), Brakes::default()).await;
+    let mut planned: Vec<ObjectReport> = Vec::new();
+    let mut sink = |r: &ObjectReport| planned.push(r.clone());
+    let summary = engine.run_cycle(&CycleOptions { full: true, dry_run: true }, &mut sink, &Shutdown::default()).await.unwrap();
+    assert_eq!(summary.planned, 3);
+    let ad = world.ad().await;
+    for dn in world.users.values() {
+        assert!(ad.read(dn).await.unwrap().unwrap().values.get(attr("extensionAttribute6")).is_empty(), "plan writes nothing");
+    }
+    // An on-prem edit to one object after the plan was made.
+    let edited = world.users.values().next().unwrap().clone();
+    let user = ad.read(&edited).await.unwrap().unwrap();
+    ad.apply(&user, &[Modification::add(attr("extensionAttribute12"), vec!["on-prem".into()])]).await.unwrap();
+
+    let mut results: Vec<ObjectReport> = Vec::new();
+    let mut sink = |r: &ObjectReport| results.push(r.clone());
+    let applied = engine.apply_saved(&planned, &mut sink).await.unwrap();
+    assert_eq!((applied.applied, applied.failed), (2, 1), "{results:?}");
+    let refused = results.iter().find(|r| r.status == "refused").unwrap();
+    assert_eq!(refused.dn.as_deref(), Some(edited.as_str()));
+    assert!(refused.error.as_deref().unwrap().contains("AD changed since the plan"));
+    let still = ad.read(&edited).await.unwrap().unwrap();
+    assert!(still.values.get(attr("extensionAttribute6")).is_empty(), "the refused object was not written");
+    world.ou.remove().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_one_mailbox_by_address_cloud_id_or_dn() {
+    use writeback_engine::ProvisionOutcome;
+    let world = World::new("provision", 2).await;
+    let smtp = "provision-0@example.test";
+    world.make_cloud_managed(smtp).await;
+    world.set_mailbox(smtp, json!({"CustomAttribute8": "on demand"})).await;
+    let engine = world.engine(EngineSection::default(), Brakes::default()).await;
+
+    let mut steps: Vec<(String, String)> = Vec::new();
+    let mut sink = |name: &str, text: String| steps.push((name.to_owned(), text));
+    assert_eq!(engine.provision(smtp, true, &mut sink).await.unwrap(), ProvisionOutcome::Planned);
+    let mut sink = |name: &str, text: String| steps.push((name.to_owned(), text));
+    assert_eq!(engine.provision(smtp, false, &mut sink).await.unwrap(), ProvisionOutcome::Written);
+    for step in ["read", "match", "plan", "write", "verify"] {
+        assert!(steps.iter().any(|(s, _)| s == step), "step {step} reported: {steps:?}");
+    }
+    assert!(steps.iter().any(|(s, t)| s == "verify" && t.contains("matches")), "{steps:?}");
+    let user = world.ad().await.read(&world.users[smtp]).await.unwrap().unwrap();
+    assert_eq!(user.values.get(attr("extensionAttribute8")), ["on demand"]);
+
+    let mut ignore = |_: &str, _: String| {};
+    let by_id = world.cloud_ids[smtp].clone();
+    assert_eq!(engine.provision(&by_id, false, &mut ignore).await.unwrap(), ProvisionOutcome::AlreadyInSync);
+    let by_dn = world.users[smtp].clone();
+    assert_eq!(engine.provision(&by_dn, false, &mut ignore).await.unwrap(), ProvisionOutcome::AlreadyInSync);
+    assert_eq!(engine.provision("nobody@example.test", false, &mut ignore).await.unwrap(), ProvisionOutcome::NotFound);
+    // Not cloud-managed: mastered on-prem, not provisioned.
+    let other = "provision-1@example.test";
+    assert_eq!(engine.provision(other, false, &mut ignore).await.unwrap(), ProvisionOutcome::NotFound);
+    world.ou.remove().await.ok();
+}
