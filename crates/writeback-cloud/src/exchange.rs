@@ -179,17 +179,7 @@ impl ExchangeReader {
         {
             return Ok(None);
         }
-        if !response.status.is_success() {
-            return Err(status_error(endpoint, &response));
-        }
-        let envelope: MailboxPageEnvelope =
-            crate::json::from_slice(&response.body).map_err(|(path, detail)| {
-                CloudError::MalformedResponse {
-                    endpoint: endpoint.clone(),
-                    path,
-                    detail,
-                }
-            })?;
+        let envelope = decode_page(endpoint, &response)?;
         Ok(envelope
             .value
             .first()
@@ -239,6 +229,20 @@ fn status_error(endpoint: String, response: &HttpResponse) -> CloudError {
     }
 }
 
+/// A successful InvokeCommand answer's envelope, or the error the answer stands for.
+fn decode_page(endpoint: String, response: &HttpResponse) -> Result<MailboxPageEnvelope, CloudError> {
+    if !response.status.is_success() {
+        return Err(status_error(endpoint, response));
+    }
+    crate::json::from_slice(&response.body).map_err(|(path, detail)| {
+        CloudError::MalformedResponse {
+            endpoint,
+            path,
+            detail,
+        }
+    })
+}
+
 fn is_expired_pagination(response: &HttpResponse) -> bool {
     response.status == StatusCode::BAD_REQUEST
         && String::from_utf8_lossy(&response.body)
@@ -270,17 +274,7 @@ impl MailboxPass<'_> {
                 self.restart(&endpoint)?;
                 continue;
             }
-            if !response.status.is_success() {
-                return Err(status_error(endpoint, &response));
-            }
-            let envelope: MailboxPageEnvelope =
-                crate::json::from_slice(&response.body).map_err(|(path, detail)| {
-                    CloudError::MalformedResponse {
-                        endpoint: endpoint.clone(),
-                        path,
-                        detail,
-                    }
-                })?;
+            let envelope = decode_page(endpoint, &response)?;
             return Ok(Some(self.accept(envelope)));
         }
     }
