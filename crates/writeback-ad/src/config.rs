@@ -2,28 +2,10 @@
 
 use crate::error::AdError;
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A password or other secret: never printed, never logged.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use writeback_core::Secret;
 
 /// How the connection is secured, derived from the URL and the flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

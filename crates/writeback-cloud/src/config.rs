@@ -6,26 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A value that must never reach a log: client secrets, passwords, access tokens.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is sent, never where it could be formatted.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use writeback_core::Secret;
 
 /// Which Microsoft cloud the tenant lives in; picks the login, Graph and Exchange hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

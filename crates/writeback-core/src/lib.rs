@@ -21,6 +21,7 @@ pub mod normalise;
 pub mod plan;
 pub mod policy;
 pub mod recipient;
+pub mod secret;
 pub mod validate;
 pub mod values;
 
@@ -32,5 +33,6 @@ pub use modification::{ModOp, Modification};
 pub use plan::{plan, plan_desired};
 pub use policy::PlanPolicy;
 pub use recipient::RemoteRecipientType;
+pub use secret::Secret;
 pub use validate::{validate, DesiredState};
 pub use values::AdValues;
