@@ -123,7 +123,10 @@ impl<S: StateStore + ?Sized> Engine<S> {
         if summary.complete && !shutdown.is_triggered() {
             let mut marks: Vec<(&str, String)> = Vec::new();
             if let Some(mark) = pass_summary.watermark {
-                marks.push((WATERMARK_WHEN_CHANGED, mark.to_filter_literal()));
+                // Full precision: drift detection compares each mailbox's WhenChangedUTC with
+                // it (the OPATH filter rounds down on its own).
+                let text = mark.0.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| mark.to_filter_literal());
+                marks.push((WATERMARK_WHEN_CHANGED, text));
             }
             if kind == PassKind::Full {
                 marks.push((WATERMARK_LAST_FULL_PASS, now.to_string()));

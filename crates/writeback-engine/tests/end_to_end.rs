@@ -301,3 +301,46 @@ async fn provision_one_mailbox_by_address_cloud_id_or_dn() {
     assert_eq!(engine.provision(other, false, &mut ignore).await.unwrap(), ProvisionOutcome::NotFound);
     world.ou.remove().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_follow_moves_and_renames_and_drift_is_repaired() {
+    let world = World::new("moves", 2).await;
+    let smtp = "moves-0@example.test";
+    world.make_cloud_managed(smtp).await;
+    world.make_cloud_managed("moves-1@example.test").await;
+    let engine = world.engine(EngineSection::default(), Brakes::default()).await;
+    cycle(&engine, false).await;
+    let join = engine.store().join(&world.cloud_ids[smtp]).unwrap().unwrap();
+
+    // An admin renames the user and moves it to a sub-OU (still inside the scope).
+    let sub = world.ou.add_child_ou("Moved").await.unwrap();
+    let moved = world.ou.rename(&world.users[smtp], "CN=Renamed User", Some(&sub)).await.unwrap();
+    world.set_mailbox(smtp, json!({"CustomAttribute11": "after the move"})).await;
+    let (summary, _) = cycle(&engine, false).await;
+    assert_eq!(summary.applied, 1, "{summary:?}");
+    let user = world.ad().await.read(&moved).await.unwrap().unwrap();
+    assert_eq!(user.values.get(attr("extensionAttribute11")), ["after the move"]);
+    let rejoined = engine.store().join(&world.cloud_ids[smtp]).unwrap().unwrap();
+    assert_eq!(rejoined.object_guid, join.object_guid, "the same object, followed by GUID");
+    assert_eq!(rejoined.dn.to_lowercase(), moved.to_lowercase(), "the join's DN was refreshed");
+
+    // On-prem drift on a managed attribute: a full reconcile repairs it and reports it.
+    let ad = world.ad().await;
+    let user = ad.read(&moved).await.unwrap().unwrap();
+    ad.apply(
+        &user,
+        &[
+            Modification::delete(attr("extensionAttribute11"), vec!["after the move".into()]),
+            Modification::add(attr("extensionAttribute11"), vec!["drifted on-prem".into()]),
+        ],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (full, _) = cycle(&engine, true).await;
+    assert_eq!(full.pass, "full");
+    assert_eq!(full.drift, 1, "{full:?}");
+    let user = ad.read(&moved).await.unwrap().unwrap();
+    assert_eq!(user.values.get(attr("extensionAttribute11")), ["after the move"]);
+    world.ou.remove().await.ok();
+}

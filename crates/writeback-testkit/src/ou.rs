@@ -93,6 +93,27 @@ impl TestOu {
         check(self.ldap.clone().modify(dn, mods).await.map_err(ldap_err)?, "modify")
     }
 
+    /// Renames (and optionally moves) an entry, as an admin would; returns the new DN.
+    pub async fn rename(&self, dn: &str, new_rdn: &str, new_parent: Option<&str>) -> Result<String> {
+        check(
+            self.ldap.clone().modifydn(dn, new_rdn, true, new_parent).await.map_err(ldap_err)?,
+            "modify DN",
+        )?;
+        let parent = match new_parent {
+            Some(p) => p.to_owned(),
+            None => dn.split_once(',').map(|(_, p)| p.to_owned()).unwrap_or_default(),
+        };
+        Ok(format!("{new_rdn},{parent}"))
+    }
+
+    /// Adds a child OU under this one; returns its DN.
+    pub async fn add_child_ou(&self, name: &str) -> Result<String> {
+        let dn = format!("OU={},{}", ldap3::dn_escape(name), self.dn);
+        let attrs = vec![("objectClass", set(&["organizationalUnit"])), ("ou", set(&[name]))];
+        check(self.ldap.clone().add(&dn, attrs).await.map_err(ldap_err)?, "add OU")?;
+        Ok(dn)
+    }
+
     /// Every attribute (`*`) of the entry.
     pub async fn snapshot(&self, dn: &str) -> Result<EntrySnapshot> {
         let (entries, _) = self
