@@ -133,7 +133,7 @@ async fn import_reads_users_and_reimport_updates_by_anchor() {
     assert!(ada_user["onPremisesSamAccountName"]
         .as_str()
         .unwrap()
-        .starts_with("AdaImport"));
+        .starts_with("AdaImp"));
 
     let exchange = token("https://outlook.office365.com/.default").await;
     let get_mailbox = |identity: String| {

@@ -76,9 +76,11 @@ pub struct CloudConfig {
     /// PEM private key (PKCS#8 or PKCS#1 RSA) of `certificate_file`.
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
-    /// Recognised so the error can say what to do instead; PFX is not read (see crate docs).
+    /// PKCS#12 file holding the app certificate and its RSA private key (instead of
+    /// `certificate_file` + `private_key_file`); see [`crate::pfx`].
     #[serde(default)]
     pub certificate_pfx_file: Option<PathBuf>,
+    /// The PFX password (one trailing newline ignored); absent means an empty password.
     #[serde(default)]
     pub certificate_pfx_password_file: Option<PathBuf>,
     #[serde(default)]
@@ -169,7 +171,7 @@ pub enum Credential {
     Certificate {
         /// DER of the leaf certificate (its hash is the thumbprint Entra matches).
         certificate_der: Vec<u8>,
-        /// The PEM text of the private key.
+        /// The PEM text of the private key (PKCS#8 when it came from a PFX).
         private_key_pem: Secret,
         algorithm: CertificateAlgorithm,
     },
@@ -266,27 +268,24 @@ impl CloudConfig {
         .count();
         if sources == 0 {
             return fail(
-                "no credential: set client_secret_file, client_secret_env, or certificate_file \
-                 + private_key_file"
+                "no credential: set client_secret_file, client_secret_env, certificate_file \
+                 + private_key_file, or certificate_pfx_file"
                     .into(),
             );
         }
         if sources > 1 {
             return fail(
                 "more than one credential: set exactly one of client_secret_file, \
-                 client_secret_env, certificate_file + private_key_file"
+                 client_secret_env, certificate_file + private_key_file, certificate_pfx_file"
                     .into(),
             );
         }
         if has_pem && (self.certificate_file.is_none() || self.private_key_file.is_none()) {
             return fail("certificate_file and private_key_file must be set together".into());
         }
-        if has_pfx {
+        if has_pfx && self.certificate_pfx_file.is_none() {
             return fail(
-                "certificate_pfx_file is not supported; convert it to PEM (`openssl pkcs12 -in \
-                 app.pfx -nokeys -out app.crt` and `-nocerts -nodes -out app.key`) and set \
-                 certificate_file + private_key_file"
-                    .into(),
+                "certificate_pfx_password_file is set but certificate_pfx_file is not".into(),
             );
         }
         if let Some(name) = &self.client_secret_env {
@@ -364,8 +363,33 @@ impl CloudConfig {
                 algorithm: self.certificate_algorithm,
             });
         }
+        if let Some(pfx_path) = &self.certificate_pfx_file {
+            return self.load_pfx_credential(pfx_path);
+        }
         self.validate()?;
         Err(CloudError::Config("no usable credential configured".into()))
+    }
+
+    fn load_pfx_credential(&self, pfx_path: &Path) -> Result<Credential, CloudError> {
+        let pfx = std::fs::read(pfx_path).map_err(|e| {
+            CloudError::Config(format!("certificate_pfx_file {}: {e}", pfx_path.display()))
+        })?;
+        let password_text = match &self.certificate_pfx_password_file {
+            Some(path) => Secret::new(read_text(path, "certificate_pfx_password_file")?),
+            None => Secret::new(""),
+        };
+        let password = crate::pfx::password_from_file_text(password_text.expose());
+        let loaded = crate::pfx::read_pfx(&pfx, password).map_err(|detail| {
+            CloudError::Certificate(format!(
+                "certificate_pfx_file {}: {detail}",
+                pfx_path.display()
+            ))
+        })?;
+        Ok(Credential::Certificate {
+            certificate_der: loaded.certificate_der,
+            private_key_pem: loaded.private_key_pem,
+            algorithm: self.certificate_algorithm,
+        })
     }
 
     pub fn request_timeout(&self) -> Duration {

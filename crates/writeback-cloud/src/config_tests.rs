@@ -135,7 +135,17 @@ fn credential_choice_is_validated() {
     let pfx = parse(&format!(
         "{base}certificate_pfx_file = \"a.pfx\"\ncertificate_pfx_password_file = \"pw\"\n"
     ));
-    assert!(config_error(&pfx).contains("convert it to PEM"));
+    pfx.validate().expect("a PFX is a credential");
+    let pfx_without_password = parse(&format!("{base}certificate_pfx_file = \"a.pfx\"\n"));
+    pfx_without_password
+        .validate()
+        .expect("the password file is optional");
+    let password_only = parse(&format!("{base}certificate_pfx_password_file = \"pw\"\n"));
+    assert!(config_error(&password_only).contains("certificate_pfx_file is not"));
+    let pfx_and_pem = parse(&format!(
+        "{base}certificate_pfx_file = \"a.pfx\"\ncertificate_file = \"a.pem\"\nprivate_key_file = \"a.key\"\n"
+    ));
+    assert!(config_error(&pfx_and_pem).contains("more than one credential"));
 
     let cert = parse(&format!(
         "{base}certificate_file = \"a.pem\"\nprivate_key_file = \"a.key\"\ncertificate_algorithm = \"PS256\"\n"

@@ -141,6 +141,10 @@ impl GraphReader {
                     request
                         .bearer_auth(token.expose())
                         .header("Accept", "application/json")
+                        // Minimal mode sends `null` for a property cleared since the last
+                        // round; the default mode just leaves it out, which reads as
+                        // "unchanged" and would keep a stale anchor forever.
+                        .header("Prefer", "return=minimal")
                 })
                 .await?;
             if response.status == StatusCode::UNAUTHORIZED && !retried_unauthorized {

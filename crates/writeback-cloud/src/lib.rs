@@ -9,8 +9,11 @@
 //! - Graph: `readers.graph.next_page(&cursor)` from the stored [`DeltaCursor`], persisting
 //!   `page.cursor` after every page; `page.resynced` means the round started over.
 //!
-//! PFX certificates are not read (no small, maintained pure-Rust PKCS#12 reader with the legacy
-//! ciphers PFX files use); the config error explains the PEM conversion.
+//! Credentials: a client secret (file or environment variable), or a certificate registered on
+//! the app, either as PEM certificate + key files or as one PKCS#12 `.pfx` export
+//! (`certificate_pfx_file`, password in `certificate_pfx_password_file`). PFX files with the
+//! legacy 3DES/RC2 ciphers and with PBES2/AES-256 are read (see [`pfx`]); the certificate used
+//! is the one matching the RSA private key, so CA certificates in the export do no harm.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod auth;
@@ -22,6 +25,7 @@ pub mod graph;
 pub mod graph_parse;
 pub mod http;
 mod json;
+pub mod pfx;
 pub mod pull;
 
 use std::sync::Arc;
@@ -32,7 +36,10 @@ pub use exchange::{ExchangeReader, MailboxPage, PassKind, PassSummary};
 pub use exchange_parse::Watermark;
 pub use graph::{DeltaCursor, GraphReader};
 pub use graph_parse::{DeltaPage, Field, GraphUser, RemovalReason, RemovedUser};
-pub use pull::{pull, pull_with, PullSummary};
+pub use pull::{
+    anchor_key, merge_delta_page, pull, pull_with, pull_with_anchors, AnchorChanges, AnchorIndex,
+    AnchorStore, PullSummary,
+};
 pub use writeback_core::{Anchors, Mailbox};
 
 /// The readers of one tenant, sharing one HTTPS client and one token cache.

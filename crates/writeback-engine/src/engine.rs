@@ -9,17 +9,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use writeback_ad::{AdDirectory, AdUser};
-use writeback_cloud::pull::AnchorIndex;
-use writeback_cloud::{CloudReaders, DeltaCursor};
+use writeback_cloud::pull::MAX_DELTA_PAGES;
+use writeback_cloud::{anchor_key, merge_delta_page, CloudReaders, DeltaCursor};
 use writeback_core::{plan, Mailbox, Modification};
 use writeback_state::StateStore;
 
-/// Graph's identity anchors, kept in memory and refreshed from users/delta each cycle.
-#[derive(Default)]
-pub(crate) struct AnchorState {
-    pub index: AnchorIndex,
-    pub cursor: Option<DeltaCursor>,
-}
+/// The watermark holding the users/delta cursor (a [`DeltaCursor`] as JSON), written in the
+/// same transaction as the anchors of the page it follows.
+pub(crate) const WATERMARK_DELTA_CURSOR: &str = "graph.delta_cursor";
 
 /// What the planner made of one mailbox.
 #[derive(Debug, Clone)]
@@ -47,7 +44,8 @@ pub struct Engine<S: StateStore + ?Sized> {
     pub(crate) store: Arc<S>,
     pub(crate) settings: EngineSettings,
     pub(crate) full_pass_interval: std::time::Duration,
-    pub(crate) anchors: Mutex<AnchorState>,
+    /// Held for a whole users/delta round, so two rounds never interleave their pages.
+    pub(crate) anchor_round: Mutex<()>,
     pub(crate) before_apply: std::sync::Mutex<Option<BeforeApplyHook>>,
 }
 
@@ -73,7 +71,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             store,
             settings,
             full_pass_interval,
-            anchors: Mutex::new(AnchorState::default()),
+            anchor_round: Mutex::new(()),
             before_apply: std::sync::Mutex::new(None),
         }
     }
@@ -108,49 +106,67 @@ impl<S: StateStore + ?Sized> Engine<S> {
         &self.settings
     }
 
-    /// Brings the in-memory Graph anchors up to date: a full users/delta round the first
-    /// time (or after a resync), the changes since the last round afterwards.
+    /// Brings the Graph anchors in the state store up to date, page by page from the stored
+    /// users/delta cursor: a full round the first time (or after a resync), the changes since
+    /// the last round afterwards, and after a restart mid-round the rest of that round. Each
+    /// page's anchors and the cursor after it are one transaction. Returns the users read.
     pub async fn refresh_anchors(&self) -> Result<u64, EngineError> {
-        let mut state = self.anchors.lock().await;
-        let mut cursor = state.cursor.clone().unwrap_or(DeltaCursor::Initial);
+        let _round = self.anchor_round.lock().await;
+        let mut cursor = match self.store.watermark(WATERMARK_DELTA_CURSOR)? {
+            Some(text) => match serde_json::from_str::<DeltaCursor>(&text) {
+                Ok(cursor) => cursor,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable stored users/delta cursor; starting a full round");
+                    DeltaCursor::Initial
+                }
+            },
+            None => DeltaCursor::Initial,
+        };
+        if cursor == DeltaCursor::Initial {
+            // A full round enumerates everyone: whoever it does not list is gone.
+            self.store.clear_anchors()?;
+        }
         let mut users = 0u64;
-        // Bounded: a round is finite; a server that never ends one is an error, not a hang.
-        for _ in 0..1_000_000 {
+        for _ in 0..MAX_DELTA_PAGES {
             let page = self.cloud.graph.next_page(&cursor).await?;
             if page.resynced {
-                state.index = AnchorIndex::default();
+                // Cleared on its own: a crash before the page below is written leaves the old
+                // cursor, which resyncs (and clears) again.
+                self.store.clear_anchors()?;
             }
-            for user in page.users {
-                users += 1;
-                state.index.apply(user);
-            }
-            for removed in &page.removed {
-                state.index.remove(&removed.id);
-            }
+            users += u64::try_from(page.users.len()).unwrap_or(u64::MAX);
+            let changes = merge_delta_page(&page, |key| self.store.anchors(key))?;
+            let cursor_json = serde_json::to_string(&page.cursor)
+                .map_err(|_| EngineError::Stopped("the users/delta cursor could not be encoded"))?;
+            self.store.apply_anchor_page(
+                &changes.upserts,
+                &changes.removals,
+                Some((WATERMARK_DELTA_CURSOR, &cursor_json)),
+                now_ms(),
+            )?;
             cursor = page.cursor;
             if cursor.is_round_complete() {
-                state.cursor = Some(cursor);
                 return Ok(users);
             }
         }
         Err(EngineError::Stopped("users/delta round did not end"))
     }
 
-    /// Fills in the Graph anchors the Exchange record lacks.
-    pub(crate) async fn attach_anchors(&self, mailbox: &mut Mailbox) {
-        let state = self.anchors.lock().await;
-        if let Some(anchors) = state.index.get(&mailbox.cloud_id) {
+    /// Fills in the Graph anchors the Exchange record lacks, from the state store.
+    pub(crate) fn attach_anchors(&self, mailbox: &mut Mailbox) -> Result<(), EngineError> {
+        if let Some(anchors) = self.store.anchors(&anchor_key(&mailbox.cloud_id))? {
             let mine = &mut mailbox.anchors;
             if mine.immutable_id.is_none() {
-                mine.immutable_id = anchors.immutable_id.clone();
+                mine.immutable_id = anchors.immutable_id;
             }
             if mine.sid.is_none() {
-                mine.sid = anchors.sid.clone();
+                mine.sid = anchors.sid;
             }
             if mine.dn.is_none() {
-                mine.dn = anchors.dn.clone();
+                mine.dn = anchors.dn;
             }
         }
+        Ok(())
     }
 
     pub(crate) fn scope(&self) -> Vec<String> {
@@ -163,7 +179,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
 
     /// Matches, reads and plans one mailbox. Nothing is written.
     pub async fn assess(&self, mut mailbox: Mailbox, now: i64) -> Result<(Mailbox, Assessment), EngineError> {
-        self.attach_anchors(&mut mailbox).await;
+        self.attach_anchors(&mut mailbox)?;
         if let Some(failure) = self.store.failure(&mailbox.cloud_id)? {
             if failure.quarantined {
                 return Ok((mailbox, Assessment::Quarantined { error: failure.last_error }));

@@ -134,15 +134,15 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 step("read", format!("no AD object at {identity}"));
                 return Ok(None);
             };
-            let by_cg = user.consistency_guid.as_deref().map(ids::bytes_to_immutable_id);
-            let by_guid = ids::bytes_to_immutable_id(&user.object_guid);
-            let state = self.anchors.lock().await;
-            let found = state.index.find_id(|a| {
-                let imm = a.immutable_id.as_deref();
-                imm == Some(by_guid.as_str())
-                    || (by_cg.is_some() && imm == by_cg.as_deref())
-                    || (a.sid.is_some() && a.sid == user.object_sid)
-            });
+            // mS-DS-ConsistencyGuid first: it is the source anchor when set, as in the matcher.
+            let immutable_ids: Vec<String> = user
+                .consistency_guid
+                .as_deref()
+                .map(ids::bytes_to_immutable_id)
+                .into_iter()
+                .chain(std::iter::once(ids::bytes_to_immutable_id(&user.object_guid)))
+                .collect();
+            let found = self.store.anchor_owner(&immutable_ids, user.object_sid.as_deref())?;
             match found {
                 Some(id) => id,
                 None => {

@@ -11,6 +11,8 @@
 //!   by retention;
 //! - **error queue**: per-mailbox failures with exponential backoff, then quarantine;
 //! - **held plans**: plans a safety brake stopped, waiting for an operator's decision;
+//! - **anchors**: Graph's identity anchors per cloud user, refreshed page by page from
+//!   `users/delta`;
 //! - **staged writes**: a cycle's planned writes, kept on disk between planning and applying
 //!   so the brakes can see the whole cycle without it being held in memory.
 //!

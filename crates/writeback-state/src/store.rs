@@ -10,6 +10,7 @@ use crate::model::{
     JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, StagedWrite,
     WriteIntent,
 };
+use writeback_core::Anchors;
 
 /// Durable engine state: watermarks, cycles, joins, last written values, the write journal,
 /// the audit log, the error queue and held plans.
@@ -57,6 +58,31 @@ pub trait StateStore: Send + Sync {
     fn remove_join(&self, cloud_id: &str) -> Result<bool>;
 
     fn join_count(&self) -> Result<u64>;
+
+    // --- Graph identity anchors, per cloud user id (ids compare case-insensitively)
+
+    /// Writes one `users/delta` page in one transaction: `upserts` replace a user's anchors
+    /// whole (merging absent/`null` properties with what was known is the caller's job), then
+    /// `removals` go, and `cursor` (a watermark name and value, e.g. the page's delta cursor)
+    /// is set in the same transaction, so after a crash the anchors and the cursor agree.
+    fn apply_anchor_page(
+        &self,
+        upserts: &[(String, Anchors)],
+        removals: &[String],
+        cursor: Option<(&str, &str)>,
+        now: i64,
+    ) -> Result<()>;
+
+    fn anchors(&self, user_id: &str) -> Result<Option<Anchors>>;
+
+    /// The cloud user anchored to an AD object: the holder of one of `immutable_ids` (tried in
+    /// order), else of `sid`. Ties go to the smallest user id.
+    fn anchor_owner(&self, immutable_ids: &[String], sid: Option<&str>) -> Result<Option<String>>;
+
+    /// Forgets every anchor (a resync starts over); returns how many users went.
+    fn clear_anchors(&self) -> Result<u64>;
+
+    fn anchor_count(&self) -> Result<u64>;
 
     // --- last written values
 

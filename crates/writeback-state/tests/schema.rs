@@ -29,6 +29,7 @@ fn a_fresh_file_gets_the_whole_schema_in_wal_mode() {
         .map(Result::unwrap)
         .collect();
     for expected in [
+        "anchors",
         "audit",
         "cycles",
         "failures",

@@ -5,6 +5,7 @@
 //! transaction; batches (`record_intents`, `record_outcomes`, `stage_writes`) are one
 //! transaction for the whole slice, so a page of writes costs one commit, not one per mailbox.
 
+mod anchors;
 mod audit;
 mod joins;
 mod journal;
@@ -26,6 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+use writeback_core::Anchors;
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -249,6 +251,32 @@ impl StateStore for SqliteStore {
             let n: i64 = conn.query_row("SELECT count(*) FROM joins", [], |row| row.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
+    }
+
+    fn apply_anchor_page(
+        &self,
+        upserts: &[(String, Anchors)],
+        removals: &[String],
+        cursor: Option<(&str, &str)>,
+        now: i64,
+    ) -> Result<()> {
+        self.write(|tx| anchors::apply_page(tx, upserts, removals, cursor, now))
+    }
+
+    fn anchors(&self, user_id: &str) -> Result<Option<Anchors>> {
+        self.read(|conn| anchors::get(conn, user_id))
+    }
+
+    fn anchor_owner(&self, immutable_ids: &[String], sid: Option<&str>) -> Result<Option<String>> {
+        self.read(|conn| anchors::owner(conn, immutable_ids, sid))
+    }
+
+    fn clear_anchors(&self) -> Result<u64> {
+        self.write(anchors::clear)
+    }
+
+    fn anchor_count(&self) -> Result<u64> {
+        self.read(anchors::count)
     }
 
     fn last_written(&self, cloud_id: &str) -> Result<Vec<LastWritten>> {

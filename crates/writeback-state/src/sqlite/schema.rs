@@ -121,12 +121,27 @@ CREATE TABLE staged_writes (
 );
 "#;
 
+/// Version 3: Graph's identity anchors, one row per cloud user (`user_id` lower-case), kept
+/// here rather than in memory so that memory does not grow with the tenant and a restart
+/// continues from the stored `users/delta` cursor instead of a full round. The indexes serve
+/// the reverse lookup from an AD object to its cloud user.
+const V3: &str = r#"
+CREATE TABLE anchors (
+    user_id TEXT PRIMARY KEY,
+    immutable_id TEXT,
+    sid TEXT,
+    dn TEXT
+) WITHOUT ROWID;
+CREATE INDEX anchors_immutable_id ON anchors (immutable_id) WHERE immutable_id IS NOT NULL;
+CREATE INDEX anchors_sid ON anchors (sid) WHERE sid IS NOT NULL;
+"#;
+
 /// Migrations in order; the schema version is the number applied. Never edit one that has
 /// shipped: files out there are at its version already.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a file from a newer build.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
@@ -155,7 +170,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::{CycleId, SqliteStore, StagedWrite, StateStore};
-    use writeback_core::{AdValues, Mailbox};
+    use writeback_core::{AdValues, Anchors, Mailbox};
 
     /// A file exactly as a version-1 build left it: only migration 1 applied.
     fn create_v1_file(path: &Path) -> Connection {
@@ -197,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_file_migrates_to_version_2_keeping_its_data() {
+    fn a_version_1_file_migrates_to_the_current_version_keeping_its_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         {
@@ -225,7 +240,7 @@ mod tests {
         let version: i64 = raw
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, SCHEMA_VERSION);
         assert_eq!(
             store.watermark("exchange.when_changed").unwrap().as_deref(),
             Some("2024-05-01T10:00:00Z")
@@ -267,6 +282,79 @@ mod tests {
         // Opening the migrated file again migrates nothing and keeps the stage.
         drop(store);
         drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(staged_rows(&raw), 1);
+    }
+
+    /// A file exactly as a version-2 build left it: migrations 1 and 2 applied.
+    fn create_v2_file(path: &Path) -> Connection {
+        let conn = create_v1_file(path);
+        conn.execute_batch(V2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_version_2_file_migrates_to_version_3_keeping_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = create_v2_file(&path);
+            conn.execute_batch(
+                "INSERT INTO watermarks VALUES ('exchange.when_changed', '2024-05-01T10:00:00Z', 1);
+                 INSERT INTO cycles (started_at) VALUES (300);
+                 INSERT INTO staged_writes VALUES
+                     (1, 1, 'cloud-a', zeroblob(16), 'CN=A,DC=t', 7, '[]', '{}', '{\"cloud_id\":\"cloud-a\"}');",
+            )
+            .unwrap();
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name = 'anchors'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(tables, 0, "the v2 file must not have the v3 table yet");
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        let raw = Connection::open(&path).unwrap();
+        let version: i64 = raw
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        assert_eq!(
+            store.watermark("exchange.when_changed").unwrap().as_deref(),
+            Some("2024-05-01T10:00:00Z")
+        );
+        assert_eq!(staged_rows(&raw), 1);
+        assert_eq!(store.anchor_count().unwrap(), 0);
+
+        let anchors = Anchors {
+            immutable_id: Some("AAECAwQFBgcICQoLDA0ODw==".into()),
+            sid: Some("S-1-5-21-1-2-3-1104".into()),
+            dn: None,
+        };
+        store
+            .apply_anchor_page(
+                &[("User-A".into(), anchors.clone())],
+                &[],
+                Some(("graph.delta_cursor", "{}")),
+                400,
+            )
+            .unwrap();
+        assert_eq!(store.anchors("user-a").unwrap(), Some(anchors));
+        assert!(store.integrity_check().unwrap().is_empty());
+
+        let fresh_path = dir.path().join("fresh.db");
+        drop(SqliteStore::open(&fresh_path).unwrap());
+        assert_eq!(
+            schema_sql(&raw),
+            schema_sql(&Connection::open(&fresh_path).unwrap())
+        );
+
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.anchor_count().unwrap(), 1);
         assert_eq!(staged_rows(&raw), 1);
     }
 
