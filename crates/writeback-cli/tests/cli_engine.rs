@@ -87,7 +87,7 @@ async fn check_sync_status_and_a_clean_stop_of_run() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // The service: a change lands while it runs; SIGTERM stops it cleanly.
-    let mut run = Command::new(env!("CARGO_BIN_EXE_writeback"))
+    let run = Command::new(env!("CARGO_BIN_EXE_writeback"))
         .arg("--config")
         .arg(&config)
         .arg("run")
