@@ -254,6 +254,7 @@ pub async fn run(config: &Config) -> Result<i32> {
     let interval = engine.settings().poll_interval;
     tracing::info!(poll_interval_secs = interval.as_secs(), "writeback running");
     let mut consecutive_errors = 0u32;
+    let mut held = false;
     while !shutdown.is_triggered() {
         let mut sink = |o: &ObjectReport| {
             if o.status != "in_sync" && o.status != "planned" {
@@ -263,6 +264,9 @@ pub async fn run(config: &Config) -> Result<i32> {
         match engine.run_cycle(&CycleOptions::default(), &mut sink, &shutdown).await {
             Ok(summary) => {
                 consecutive_errors = 0;
+                // While a plan waits for an operator, re-planning every few seconds only
+                // repeats the same answer: look again once a minute.
+                held = summary.held.is_some();
                 if summary.planned + summary.failed + summary.skipped + summary.invalid > 0 || summary.held.is_some() {
                     tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "cycle");
                 }
@@ -273,7 +277,10 @@ pub async fn run(config: &Config) -> Result<i32> {
             }
         }
         // Back off on repeated failures (up to 5 minutes), poll at the interval otherwise.
-        let pause = interval.saturating_mul(1u32 << consecutive_errors.min(6)).min(std::time::Duration::from_secs(300));
+        let mut pause = interval.saturating_mul(1u32 << consecutive_errors.min(6)).min(std::time::Duration::from_secs(300));
+        if held {
+            pause = pause.max(std::time::Duration::from_secs(60));
+        }
         let deadline = tokio::time::Instant::now() + pause;
         while !shutdown.is_triggered() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
