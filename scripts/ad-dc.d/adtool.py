@@ -93,7 +93,7 @@ def cmd_seed_plan(args):
         if len(batch) >= args.batch_size:
             flush()
     flush()
-    print(f"SEED_EXISTING={len(existing)}")
+    print(f"SEED_EXISTING={sum(1 for i in existing if i <= args.count)}")
     print(f"SEED_TO_ADD={to_add}")
     print(f"SEED_FILES={len(files)}")
 
@@ -144,10 +144,17 @@ def modify_record(kind, entry, idx, token):
         if old is not None:
             lines += ["delete: extensionAttribute1", ldif_line("extensionAttribute1", old), "-"]
         lines += ["add: extensionAttribute1", ldif_line("extensionAttribute1", new_value), "-"]
-    elif kind == "multi":
-        for n in (2, 3, 4):
-            lines += [f"replace: extensionAttribute{n}",
-                      ldif_line(f"extensionAttribute{n}", f"{new_value}-{n}"), "-"]
+    elif kind in ("multi", "proxy", "attrs"):
+        # multi = attrs + proxy in one request; proxy and attrs exist to see which part costs what.
+        if kind != "proxy":
+            for n in (2, 3, 4):
+                lines += [f"replace: extensionAttribute{n}",
+                          ldif_line(f"extensionAttribute{n}", f"{new_value}-{n}"), "-"]
+            hidden = entry.first("msExchHideFromAddressLists") == "TRUE"
+            lines += ["replace: msExchHideFromAddressLists",
+                      f"msExchHideFromAddressLists: {'FALSE' if hidden else 'TRUE'}", "-"]
+        if kind == "attrs":
+            return "\n".join(lines) + "\n\n"
         proxies = entry.text("proxyAddresses")
         primary = next((p for p in proxies if p.startswith("SMTP:")), None)
         if primary is None:
@@ -160,9 +167,6 @@ def modify_record(kind, entry, idx, token):
         victim = next((p for p in secondaries if p.startswith("smtp:floor-")), secondaries[0])
         lines += ["add: proxyAddresses", ldif_line("proxyAddresses", f"smtp:floor-{token}-{idx}@{domain}"), "-",
                   "delete: proxyAddresses", ldif_line("proxyAddresses", victim), "-"]
-        hidden = entry.first("msExchHideFromAddressLists") == "TRUE"
-        lines += ["replace: msExchHideFromAddressLists",
-                  f"msExchHideFromAddressLists: {'FALSE' if hidden else 'TRUE'}", "-"]
     else:
         raise SystemExit(f"unknown kind {kind}")
     return "\n".join(lines) + "\n\n"
@@ -195,7 +199,7 @@ def main():
     p.add_argument("--ou", required=True)
     p.add_argument("--prefix", required=True)
     p.add_argument("--count", type=int, required=True)
-    p.add_argument("--kind", choices=["single", "guarded", "multi"], required=True)
+    p.add_argument("--kind", choices=["single", "guarded", "multi", "proxy", "attrs"], required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--token", default="")
 

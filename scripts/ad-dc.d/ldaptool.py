@@ -182,8 +182,9 @@ class Ldap:
 
 
 def _diag(proc):
-    text = (proc.stderr or b"").decode("utf-8", "replace").strip()
-    return text.splitlines()[-3:] and " | ".join(text.splitlines()[-3:]) or f"exit {proc.returncode}"
+    """The last lines ldapsearch/ldapmodify wrote to stderr (they carry the server's message)."""
+    lines = (proc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+    return " | ".join(lines[-3:]) if lines else f"exit {proc.returncode}"
 
 
 def add_connection_args(parser):

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables used by the scripts that source this file
 # Core of scripts/ad-dc: configuration, packages, TLS, provisioning, process control, schema, env.
 # Sourced by scripts/ad-dc (and by the helpers in this directory); expects PROJECT_ROOT, HELPER_DIR.
 
@@ -252,7 +253,7 @@ provision_domain() {
         die "samba-tool domain provision failed (log: $out)"
     fi
     # The generated smb.conf holds absolute paths; ours is written on every start instead.
-    rm -rf -- "$target/etc" "$empty_conf" "$DATA_DIR"
+    rm -rf -- "${target:?}/etc" "$empty_conf" "$DATA_DIR"
     mv -- "$target" "$DATA_DIR"
     log "provisioned in $(since "$t0") s"
 }
@@ -331,14 +332,14 @@ stop_samba() {
     rm -f "$RUN_DIR/samba.pid" "$RUN_DIR/dc.pid" "$RUN_DIR/fsync"
 }
 
-ldap_tool_env() {
-    # LDAPCONF=/dev/null: the machine's /etc/ldap/ldap.conf must not change results (LDAPNOINIT
-    # would also make libldap ignore the LDAPTLS_* variables).
-    echo LDAPCONF=/dev/null LDAPTLS_CACERT="$TLS_DIR/ca.pem" LDAPTLS_REQCERT=demand
+# Run an OpenLDAP client tool validating the DC with our CA. LDAPCONF=/dev/null: the machine's
+# /etc/ldap/ldap.conf must not change results (LDAPNOINIT would also drop the LDAPTLS_* variables).
+ldap_tool() {
+    env LDAPCONF=/dev/null "LDAPTLS_CACERT=$TLS_DIR/ca.pem" LDAPTLS_REQCERT=demand "$@"
 }
 
 rootdse_answers() {
-    env $(ldap_tool_env) ldapsearch -LLL -x -H "ldaps://$1" -o nettimeout=2 -b '' -s base \
+    ldap_tool ldapsearch -LLL -x -H "ldaps://$1" -o nettimeout=2 -b '' -s base \
         '(objectClass=*)' namingContexts >/dev/null 2>&1
 }
 
@@ -356,10 +357,13 @@ start_samba() {
     # lock (and the install lock) for as long as it runs.
     "${env_args[@]}" samba -D -s "$CONF" </dev/null >>"$LOG_DIR/samba.stdout" 2>&1 8>&- 9>&- ||
         die "samba -D failed: $(tail -n 5 "$LOG_DIR/samba.stdout")"
+    local pid_deadline=$((SECONDS + 15))
     deadline=$((SECONDS + ${AD_DC_START_TIMEOUT:-60}))
     while ((SECONDS < deadline)); do
         if [[ -z $pid ]]; then
             pid=$(adopt_samba_pid) || pid=""
+            # No pid file this long after samba -D returned: it exited during startup.
+            [[ -z $pid ]] && ((SECONDS > pid_deadline)) && break
         elif ! pid_alive "$pid"; then
             break
         fi
@@ -373,6 +377,11 @@ start_samba() {
     done
     log "samba did not answer on ldaps://$addr; end of $LOG_DIR/samba.log:"
     tail -n "+$((log_mark + 1))" "$LOG_DIR/samba.log" 2>/dev/null | tail -n 30 >&2 || true
+    # Do not leave a half-started daemon behind: find it (its pid file may come late) and stop it.
+    local tries=0
+    while [[ -z $pid ]] && ((tries++ < 20)); do
+        pid=$(adopt_samba_pid) || { pid="" && sleep 0.1; }
+    done
     [[ -n $pid ]] && stop_samba
     die "samba did not become ready within ${AD_DC_START_TIMEOUT:-60} s"
 }
@@ -400,19 +409,22 @@ schema_version() { sha256sum "$SCHEMA_LDIF" | cut -c1-16; }
 record_schema_version() { schema_version >"$DATA_DIR/schema-version"; }
 schema_current() { [[ $(cat "$DATA_DIR/schema-version" 2>/dev/null) == "$(schema_version)" ]]; }
 
-helper() { "$PYTHON" "$HELPER_DIR/adtool.py" "$@"; }
+# -B: no __pycache__ inside the source tree.
+helper() { "$PYTHON" -B "$HELPER_DIR/adtool.py" "$@"; }
 
-ldap_conn_args() {
-    echo --url "ldaps://$1" --ca "$TLS_DIR/ca.pem" --bind-dn "$BIND_DN" --password-file "$PW_FILE"
+# helper_ldap SUBCOMMAND ADDR ARGS...: a helper subcommand that talks to the DC as Administrator.
+helper_ldap() {
+    local sub=$1 addr=$2
+    shift 2
+    helper "$sub" --url "ldaps://$addr" --ca "$TLS_DIR/ca.pem" --bind-dn "$BIND_DN" \
+        --password-file "$PW_FILE" "$@"
 }
 
 apply_schema() {
     local addr=$1 t0
     t0=$(now)
-    # shellcheck disable=SC2046
-    helper apply-schema $(ldap_conn_args "$addr") --ldif "$SCHEMA_LDIF" || die "schema extension failed"
-    # shellcheck disable=SC2046
-    helper verify-schema $(ldap_conn_args "$addr") --base-dn "$BASE_DN" --ldif "$SCHEMA_LDIF" ||
+    helper_ldap apply-schema "$addr" --ldif "$SCHEMA_LDIF" || die "schema extension failed"
+    helper_ldap verify-schema "$addr" --base-dn "$BASE_DN" --ldif "$SCHEMA_LDIF" ||
         die "schema verification failed"
     log "Exchange schema extension applied and verified in $(since "$t0") s"
 }

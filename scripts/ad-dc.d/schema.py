@@ -2,7 +2,7 @@
 
 import sys
 
-from ldaptool import LdapError, parse_line, split_records
+from ldaptool import LdapError, entry_ldif, ldif_line, parse_line, split_records
 
 # ldapmodify result codes that mean "this record was applied before"
 ALREADY_EXISTS = 68
@@ -135,8 +135,6 @@ def verify_schema(ldap, base_dn, ldif_path):
 
 
 def _probe_user(ldap, base_dn, attrs):
-    from ldaptool import entry_ldif, ldif_line
-
     dn = f"CN={PROBE_CN},CN=Users,{base_dn}"
     ldap.modify(f"dn: {dn}\nchangetype: delete\n\n")  # leftover of an interrupted run
     content = [("objectClass", "user"), ("sAMAccountName", "adDcSchemaProbe"),

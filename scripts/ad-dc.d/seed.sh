@@ -62,8 +62,7 @@ cmd_seed() {
 
     t0=$(now)
     local plan SEED_EXISTING=0 SEED_TO_ADD=0 SEED_FILES=0 key value
-    # shellcheck disable=SC2046
-    plan=$(helper seed-plan $(ldap_conn_args "$addr") --base-dn "$BASE_DN" --ou "$ou" --prefix "$prefix" \
+    plan=$(helper_ldap seed-plan "$addr" --base-dn "$BASE_DN" --ou "$ou" --prefix "$prefix" \
         --count "$count" --out-dir "$workdir" --batch-size "${AD_DC_SEED_BATCH:-1000}") || die "seed planning failed"
     while IFS='=' read -r key value; do
         case $key in
@@ -75,6 +74,7 @@ cmd_seed() {
     t_plan=$(since "$t0")
     if ((SEED_TO_ADD == 0 && SEED_FILES == 0)); then
         log "seed: all $count users with prefix '$prefix' already exist in $ou"
+        echo "seeded 0 users ($SEED_EXISTING already there) into $ou"
         return 0
     fi
     if [[ $method == auto ]]; then
@@ -88,7 +88,7 @@ cmd_seed() {
     if [[ $method == ldap ]]; then
         local f
         for f in "${files[@]}"; do
-            env $(ldap_tool_env) ldapmodify -a -x -H "ldaps://$addr" -D "$BIND_DN" -y "$PW_FILE" \
+            ldap_tool ldapmodify -a -x -H "ldaps://$addr" -D "$BIND_DN" -y "$PW_FILE" \
                 -f "$f" >/dev/null 2>"$workdir/err" || die "ldapmodify -a $f failed: $(tail -n 3 "$workdir/err")"
         done
         t_apply=$(since "$t0")
