@@ -69,7 +69,7 @@ impl AdUser {
     /// The DN form that survives renames and moves: writes address the object by GUID so a
     /// rename between read and write cannot redirect them.
     pub fn guid_dn(&self) -> String {
-        format!("<GUID={}>", self.guid_string())
+        ids::guid_dn(&self.object_guid)
     }
 }
 

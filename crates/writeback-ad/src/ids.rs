@@ -32,6 +32,17 @@ pub fn guid_to_string(bytes: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes_le(*bytes).hyphenated().to_string()
 }
 
+/// Text GUID (`00112233-4455-...`, also braced or without hyphens) → objectGUID bytes in AD's
+/// order; `None` when the text is not a GUID.
+pub fn guid_from_string(text: &str) -> Option<[u8; 16]> {
+    uuid::Uuid::parse_str(text.trim()).ok().map(|u| u.to_bytes_le())
+}
+
+/// The DN form that addresses an object by objectGUID, surviving renames and moves.
+pub fn guid_dn(bytes: &[u8; 16]) -> String {
+    format!("<GUID={}>", guid_to_string(bytes))
+}
+
 /// Binary objectSid → `S-1-5-21-...`.
 pub fn sid_to_string(bytes: &[u8]) -> Result<String, AdError> {
     let bad = || AdError::InvalidKey(format!("objectSid of {} bytes is malformed", bytes.len()));
@@ -135,6 +146,9 @@ mod tests {
             0xee, 0xff,
         ];
         assert_eq!(guid_to_string(&bytes), "00112233-4455-6677-8899-aabbccddeeff");
+        assert_eq!(guid_from_string("00112233-4455-6677-8899-aabbccddeeff"), Some(bytes));
+        assert_eq!(guid_dn(&bytes), "<GUID=00112233-4455-6677-8899-aabbccddeeff>");
+        assert_eq!(guid_from_string("nonsense"), None);
     }
 
     #[test]

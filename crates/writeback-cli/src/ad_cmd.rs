@@ -78,43 +78,13 @@ pub fn parse_key(key: &str) -> Result<UserKey> {
     if key.to_ascii_uppercase().starts_with("S-1-") {
         return Ok(UserKey::Sid(key.to_owned()));
     }
-    if let Ok(uuid) = key.parse::<uuid_text::Uuid>() {
-        return Ok(UserKey::ObjectGuid(uuid.to_bytes_le()));
+    if let Some(bytes) = ids::guid_from_string(key) {
+        return Ok(UserKey::ObjectGuid(bytes));
     }
     if let Ok(bytes) = ids::immutable_id_to_bytes(key) {
         return Ok(UserKey::ObjectGuid(bytes));
     }
     bail!("{key:?} is not a DN, GUID, SID or immutable id")
-}
-
-mod uuid_text {
-    //! GUID text parsing without pulling uuid into the binary's public surface.
-    pub struct Uuid([u8; 16]);
-    impl std::str::FromStr for Uuid {
-        type Err = ();
-        fn from_str(s: &str) -> Result<Self, ()> {
-            let hex: String = s.chars().filter(|c| *c != '-').collect();
-            if hex.len() != 32 || s.len() != 36 {
-                return Err(());
-            }
-            let mut be = [0u8; 16];
-            for (i, byte) in be.iter_mut().enumerate() {
-                let pair = hex.get(i * 2..i * 2 + 2).ok_or(())?;
-                *byte = u8::from_str_radix(pair, 16).map_err(|_| ())?;
-            }
-            Ok(Uuid(be))
-        }
-    }
-    impl Uuid {
-        /// The byte order AD stores objectGUID in (first three fields little-endian).
-        pub fn to_bytes_le(&self) -> [u8; 16] {
-            let b = self.0;
-            [
-                b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12],
-                b[13], b[14], b[15],
-            ]
-        }
-    }
 }
 
 async fn find_one(dir: &AdDirectory, key: &str) -> Result<AdUser> {

@@ -133,7 +133,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
     }
 
     async fn retry_after_conflict(&self, cycle: CycleId, write: &StagedWrite) -> Result<Final, EngineError> {
-        let guid_dn = format!("<GUID={}>", ids::guid_to_string(&write.object_guid));
+        let guid_dn = ids::guid_dn(&write.object_guid);
         for attempt in 1..=self.settings.conflict_retries {
             let Some(user) = self.dir.read(&guid_dn).await? else {
                 return Ok(Final::Failed(format!("{} was deleted before it could be written", write.dn)));

@@ -80,7 +80,7 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
     /// Finds and verifies the mailbox's AD user, remembering the join.
     pub async fn find(&self, mailbox: &Mailbox, now: i64) -> Result<Result<Matched, SkipReason>, EngineError> {
         if let Some(join) = self.store.join(&mailbox.cloud_id)? {
-            let guid_dn = format!("<GUID={}>", ids::guid_to_string(&join.object_guid));
+            let guid_dn = ids::guid_dn(&join.object_guid);
             if let Some(user) = self.dir.read(&guid_dn).await? {
                 if anchors_disagree(mailbox, &user).is_none() {
                     let matched = Matched { user, matched_by: join.matched_by };

@@ -115,7 +115,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         };
         self.store.finish_cycle(cycle, now_ms(), &serde_json::to_value(&summary).unwrap_or_default())?;
         if result == ProvisionOutcome::Written {
-            let guid_dn = format!("<GUID={}>", ids::guid_to_string(&write.object_guid));
+            let guid_dn = ids::guid_dn(&write.object_guid);
             match self.dir.read(&guid_dn).await? {
                 Some(now_user) => match self.plan_for(&write.mailbox, now_user) {
                     Assessment::InSync { .. } => step("verify", "re-read: AD matches the cloud".into()),
@@ -180,14 +180,14 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 report.status = "refused".into();
                 report.error = Some(why);
             };
-            let guid = object.object_guid.as_deref().and_then(parse_guid);
+            let guid = object.object_guid.as_deref().and_then(ids::guid_from_string);
             let (Some(guid), Some(usn)) = (guid, object.usn_changed) else {
                 summary.failed += 1;
                 refuse(&mut report, "the plan entry lacks object_guid/usn_changed".into());
                 sink(&report);
                 continue;
             };
-            let user = self.dir.read(&format!("<GUID={}>", ids::guid_to_string(&guid))).await?;
+            let user = self.dir.read(&ids::guid_dn(&guid)).await?;
             let refusal = match &user {
                 None => Some("the object no longer exists".to_string()),
                 Some(u) if u.usn_changed != usn => Some(format!("AD changed since the plan (uSNChanged {usn} → {}): plan again", u.usn_changed)),
@@ -221,29 +221,5 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
         self.store.finish_cycle(cycle, now_ms(), &serde_json::to_value(&summary).unwrap_or_default())?;
         Ok(summary)
-    }
-}
-
-fn parse_guid(text: &str) -> Option<[u8; 16]> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut be = [0u8; 16];
-    for (i, byte) in be.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    // Back to AD's byte order (first three groups little-endian).
-    Some([be[3], be[2], be[1], be[0], be[5], be[4], be[7], be[6], be[8], be[9], be[10], be[11], be[12], be[13], be[14], be[15]])
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn guid_text_round_trips_through_ad_byte_order() {
-        let bytes = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
-        let text = writeback_ad::ids::guid_to_string(&bytes);
-        assert_eq!(super::parse_guid(&text), Some(bytes));
-        assert_eq!(super::parse_guid("nonsense"), None);
     }
 }

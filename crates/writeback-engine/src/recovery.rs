@@ -29,7 +29,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         tracing::warn!(entries = entries.len(), "writes in flight at the last stop; checking AD for each");
         let mut outcomes = Vec::with_capacity(entries.len());
         for entry in entries {
-            let guid_dn = format!("<GUID={}>", ids::guid_to_string(&entry.object_guid));
+            let guid_dn = ids::guid_dn(&entry.object_guid);
             let outcome = match self.dir.read(&guid_dn).await? {
                 None => {
                     report.gone += 1;
