@@ -203,9 +203,11 @@ impl AdDirectory {
 
     /// Streams every user under `base` matching `filter` (already escaped by the caller),
     /// a page at a time, so memory stays flat whatever the directory's size.
-    pub async fn for_each_user<F>(&self, base: &str, filter: &str, mut visit: F) -> Result<u64, AdError>
+    /// `visit`'s own error (e.g. a store it writes to) ends the search and is returned.
+    pub async fn for_each_user<F, E>(&self, base: &str, filter: &str, mut visit: F) -> Result<u64, E>
     where
-        F: FnMut(AdUser) -> Result<(), AdError>,
+        F: FnMut(AdUser) -> Result<(), E>,
+        E: From<AdError>,
     {
         let mut ldap = self.ldap().await?;
         let attrs = read_attributes();
@@ -216,23 +218,23 @@ impl AdDirectory {
         let mut stream = ldap
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
             .await
-            .map_err(|e| transport("search", e))?;
+            .map_err(|e| E::from(transport("search", e)))?;
         let mut count = 0u64;
         loop {
-            let next = stream.next().await.map_err(|e| transport("search", e))?;
+            let next = stream.next().await.map_err(|e| E::from(transport("search", e)))?;
             let Some(entry) = next else { break };
-            let raw = RawEntry::parse(entry)?;
-            let raw = self.complete_ranges(raw).await?;
-            visit(raw.into_user()?)?;
+            let raw = RawEntry::parse(entry).map_err(E::from)?;
+            let raw = self.complete_ranges(raw).await.map_err(E::from)?;
+            visit(raw.into_user().map_err(E::from)?)?;
             count += 1;
         }
         let result = stream.finish().await;
         if result.rc != 0 {
-            return Err(AdError::Ldap {
+            return Err(E::from(AdError::Ldap {
                 operation: "search",
                 code: result.rc,
                 message: result.text,
-            });
+            }));
         }
         Ok(count)
     }

@@ -27,8 +27,9 @@ pub fn read_attributes() -> Vec<&'static str> {
 }
 
 /// One AD object as writeback sees it: who it is, whether it may be written, and the
-/// current values of the managed attributes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// current values of the managed attributes. Serialisable so a full pass can keep the scope's
+/// objects in a scratch file (`writeback_state::ScopeSnapshot`) instead of memory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AdUser {
     pub dn: String,
     pub object_guid: [u8; 16],

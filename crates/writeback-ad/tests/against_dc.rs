@@ -303,7 +303,7 @@ async fn paged_search_streams_every_user() {
     let count = dir
         .for_each_user(&ou.dn, "(objectClass=user)", |u| {
             assert!(seen.insert(u.object_guid), "no user twice");
-            Ok(())
+            Ok::<(), writeback_ad::AdError>(())
         })
         .await
         .unwrap();

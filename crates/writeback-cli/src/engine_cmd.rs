@@ -21,7 +21,8 @@ pub async fn build(config: &Config) -> Result<WritebackEngine> {
     let dir = AdDirectory::connect(ad).await.context("connecting to AD")?;
     let readers = CloudReaders::from_config(&cloud).context("setting up the cloud readers")?;
     let store = Arc::new(config.open_state()?);
-    let settings = EngineSettings::new(&config.file.engine, config.file.brakes.clone(), scope);
+    let mut settings = EngineSettings::new(&config.file.engine, config.file.brakes.clone(), scope);
+    settings.scratch_dir = config.state_path().parent().map(Path::to_path_buf);
     Ok(Engine::new(dir, readers, store, settings, cloud.full_pass_interval()))
 }
 

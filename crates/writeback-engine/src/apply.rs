@@ -72,6 +72,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 finals.push((final_state, write));
             }
             self.store.record_outcomes(&outcomes, now_ms())?;
+            let mut succeeded: Vec<String> = Vec::with_capacity(finals.len());
             for (final_state, write) in finals {
                 let mut report = ObjectReport {
                     cloud_id: write.cloud_id.clone(),
@@ -83,11 +84,11 @@ impl<S: StateStore + ?Sized> Engine<S> {
                     Final::Applied(mods) => {
                         summary.applied += 1;
                         report.changes = mods;
-                        self.store.clear_failure(&write.cloud_id)?;
+                        succeeded.push(write.cloud_id.clone());
                     }
                     Final::InSync => {
                         report.status = "in_sync".into();
-                        self.store.clear_failure(&write.cloud_id)?;
+                        succeeded.push(write.cloud_id.clone());
                     }
                     Final::Failed(error) => {
                         summary.failed += 1;
@@ -102,6 +103,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 }
                 sink(&report);
             }
+            let succeeded: Vec<&str> = succeeded.iter().map(String::as_str).collect();
+            self.store.clear_failures(&succeeded)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! of any size plans in constant memory.
 
 use crate::engine::{now_ms, Assessment, Engine};
+use crate::scope_snapshot::{Resolution, SnapshotPlanner};
 use crate::error::EngineError;
 use crate::report::{values_cleared, CycleSummary, HeldSummary, ObjectReport};
 use futures_util::stream::{self, StreamExt};
@@ -16,7 +17,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 use writeback_cloud::exchange::choose_pass;
 use writeback_cloud::{Mailbox, MailboxError, PassKind, Watermark};
-use writeback_state::{CycleId, PlanStatus, StagedWrite, StateStore};
+use writeback_state::{CycleId, PlanStatus, ScopeSnapshot, StagedWrite, StateStore};
 
 /// Watermark names in the state store.
 pub const WATERMARK_WHEN_CHANGED: &str = "exchange.when_changed";
@@ -48,6 +49,15 @@ pub struct CycleOptions {
     pub dry_run: bool,
 }
 
+/// What every page of one pass shares.
+#[derive(Clone, Copy)]
+struct PageContext<'a> {
+    kind: PassKind,
+    cycle: Option<CycleId>,
+    previous: Option<Watermark>,
+    snapshot: Option<&'a ScopeSnapshot>,
+}
+
 /// Receives each mailbox's report as the cycle goes.
 pub type ObjectSink<'a> = &'a mut (dyn FnMut(&ObjectReport) + Send);
 
@@ -64,13 +74,21 @@ impl<S: StateStore + ?Sized> Engine<S> {
         if !options.dry_run {
             self.recover_in_flight().await?;
         }
-        self.refresh_anchors().await?;
         let previous = self.watermark()?;
         let kind = if options.full {
             PassKind::Full
         } else {
             choose_pass(previous, self.last_full_pass()?, OffsetDateTime::now_utc(), self.full_pass_interval)
         };
+        // A full pass reads the whole scope in one paged search while the anchors refresh.
+        let (refreshed, snapshot) = tokio::join!(self.refresh_anchors(), async {
+            match kind {
+                PassKind::Full => self.load_snapshot().await.map(Some),
+                PassKind::Incremental { .. } => Ok(None),
+            }
+        });
+        refreshed?;
+        let snapshot = snapshot?;
         let cycle = if options.dry_run { None } else { Some(self.store.begin_cycle(now)?) };
         if let Some(cycle) = cycle {
             self.store.clear_stale_stages(Some(cycle))?;
@@ -83,8 +101,9 @@ impl<S: StateStore + ?Sized> Engine<S> {
         };
 
         let pass_summary = self
-            .plan_pass(kind, cycle, previous, &mut summary, sink, shutdown)
+            .plan_pass(kind, cycle, previous, &mut summary, sink, shutdown, snapshot.as_ref())
             .await?;
+        drop(snapshot);
         let Some(cycle) = cycle else {
             summary.duration_ms = elapsed_ms(started);
             return Ok(summary);
@@ -161,6 +180,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
     }
 
     /// Reads the pass page by page and plans every mailbox; then the due retries.
+    #[allow(clippy::too_many_arguments)]
     async fn plan_pass(
         &self,
         kind: PassKind,
@@ -169,12 +189,16 @@ impl<S: StateStore + ?Sized> Engine<S> {
         summary: &mut CycleSummary,
         sink: ObjectSink<'_>,
         shutdown: &Shutdown,
+        snapshot: Option<&ScopeSnapshot>,
     ) -> Result<writeback_cloud::PassSummary, EngineError> {
         let mut pass = self.cloud.exchange.pass(kind);
-        let mut seen: HashSet<String> = HashSet::new();
+        // Mailboxes of the error queue this pass already dealt with (staged, or failed again):
+        // the due retries skip them. Bounded by the queue, not the tenant.
+        let mut handled_failures: HashSet<String> = HashSet::new();
         while let Some(page) = pass.next_page().await? {
             let mailboxes: Vec<Result<Mailbox, MailboxError>> = page.mailboxes;
-            self.plan_page(mailboxes, kind, cycle, previous, summary, sink, Some(&mut seen)).await?;
+            let context = PageContext { kind, cycle, previous, snapshot };
+            self.plan_page(mailboxes, &context, summary, sink, Some(&mut handled_failures)).await?;
             if shutdown.is_triggered() {
                 break;
             }
@@ -182,7 +206,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         let pass_summary = pass.into_summary();
         summary.complete &= pass_summary.complete;
         if cycle.is_some() && !shutdown.is_triggered() {
-            self.plan_due_retries(cycle, &seen, summary, sink).await?;
+            self.plan_due_retries(cycle, &handled_failures, summary, sink).await?;
         }
         Ok(pass_summary)
     }
@@ -192,7 +216,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
     async fn plan_due_retries(
         &self,
         cycle: Option<CycleId>,
-        seen: &HashSet<String>,
+        staged: &HashSet<String>,
         summary: &mut CycleSummary,
         sink: ObjectSink<'_>,
     ) -> Result<(), EngineError> {
@@ -200,7 +224,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             .store
             .due_retries(now_ms())?
             .into_iter()
-            .filter(|id| !seen.contains(id))
+            .filter(|id| !staged.contains(id))
             .take(RETRIES_PER_CYCLE)
             .collect();
         let mut batch = Vec::new();
@@ -215,20 +239,55 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 }
             }
         }
-        self.plan_page(batch, PassKind::Full, cycle, None, summary, sink, None).await
+        let context = PageContext { kind: PassKind::Full, cycle, previous: None, snapshot: None };
+        self.plan_page(batch, &context, summary, sink, None).await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Matches and reads a page's mailboxes: from the scope snapshot where it can decide,
+    /// live (concurrently) for the rest.
+    async fn assess_page(
+        &self,
+        mailboxes: Vec<Mailbox>,
+        snapshot: Option<&ScopeSnapshot>,
+        now: i64,
+    ) -> Result<Vec<(Mailbox, Assessment, bool)>, EngineError> {
+        let mut decided = Vec::with_capacity(mailboxes.len());
+        let mut live = Vec::new();
+        match snapshot {
+            Some(snapshot) => {
+                let scope = self.scope();
+                let planner = SnapshotPlanner { store: &*self.store, snapshot, scope: &scope, policy: &self.settings.policy };
+                for mut mailbox in mailboxes {
+                    match planner.assess(&mut mailbox, now)? {
+                        Resolution::Decided { assessment, had_failure } => decided.push((mailbox, assessment, had_failure)),
+                        Resolution::Live => live.push(mailbox),
+                    }
+                }
+            }
+            None => live = mailboxes,
+        }
+        let assessed: Vec<Result<(Mailbox, Assessment), EngineError>> = stream::iter(live)
+            .map(|mailbox| self.assess(mailbox, now))
+            .buffer_unordered(PLAN_CONCURRENCY)
+            .collect()
+            .await;
+        for result in assessed {
+            let (mailbox, assessment) = result?;
+            // The live path does not say whether the mailbox was queued: assume it was.
+            decided.push((mailbox, assessment, true));
+        }
+        Ok(decided)
+    }
+
     async fn plan_page(
         &self,
         items: Vec<Result<Mailbox, MailboxError>>,
-        kind: PassKind,
-        cycle: Option<CycleId>,
-        previous: Option<Watermark>,
+        context: &PageContext<'_>,
         summary: &mut CycleSummary,
         sink: ObjectSink<'_>,
-        mut seen: Option<&mut HashSet<String>>,
+        mut handled_failures: Option<&mut HashSet<String>>,
     ) -> Result<(), EngineError> {
+        let PageContext { kind, cycle, previous, snapshot } = *context;
         let now = now_ms();
         let dry_run = cycle.is_none();
         let mut mailboxes = Vec::with_capacity(items.len());
@@ -241,23 +300,18 @@ impl<S: StateStore + ?Sized> Engine<S> {
                     let message = format!("unreadable mailbox: {}: {}", error.field, error.detail);
                     if !dry_run && !id.is_empty() {
                         self.store.record_failure(&id, &message, &self.settings.retry, now)?;
+                        if let Some(set) = handled_failures.as_deref_mut() {
+                            set.insert(id.clone());
+                        }
                     }
                     sink(&ObjectReport { cloud_id: id, error: Some(message), status: "invalid".into(), ..ObjectReport::default() });
                 }
             }
         }
-        let assessed: Vec<Result<(Mailbox, Assessment), EngineError>> = stream::iter(mailboxes)
-            .map(|mailbox| self.assess(mailbox, now))
-            .buffer_unordered(PLAN_CONCURRENCY)
-            .collect()
-            .await;
         let mut staged = Vec::new();
-        for result in assessed {
-            let (mailbox, assessment) = result?;
+        let mut cleared: Vec<String> = Vec::new();
+        for (mailbox, assessment, had_failure) in self.assess_page(mailboxes, snapshot, now).await? {
             summary.mailboxes += 1;
-            if let Some(seen) = seen.as_deref_mut() {
-                seen.insert(mailbox.cloud_id.clone());
-            }
             let mut report = ObjectReport { cloud_id: mailbox.cloud_id.clone(), ..ObjectReport::default() };
             match assessment {
                 Assessment::Planned { user, mods } => {
@@ -276,6 +330,11 @@ impl<S: StateStore + ?Sized> Engine<S> {
                     report.usn_changed = Some(user.usn_changed);
                     report.changes = mods.clone();
                     report.status = "planned".into();
+                    if had_failure {
+                        if let Some(set) = handled_failures.as_deref_mut() {
+                            set.insert(mailbox.cloud_id.clone());
+                        }
+                    }
                     staged.push(StagedWrite {
                         cloud_id: mailbox.cloud_id.clone(),
                         object_guid: user.object_guid,
@@ -289,8 +348,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 Assessment::InSync { user } => {
                     summary.in_sync += 1;
                     report.dn = Some(user.dn.clone());
-                    if !dry_run {
-                        self.store.clear_failure(&mailbox.cloud_id)?;
+                    if !dry_run && had_failure {
+                        cleared.push(mailbox.cloud_id.clone());
                     }
                 }
                 Assessment::Skipped(reason) => {
@@ -300,6 +359,9 @@ impl<S: StateStore + ?Sized> Engine<S> {
                     report.error = Some(reason.to_string());
                     if !dry_run {
                         self.store.record_failure(&mailbox.cloud_id, &reason.to_string(), &self.settings.retry, now)?;
+                        if let Some(set) = handled_failures.as_deref_mut() {
+                            set.insert(mailbox.cloud_id.clone());
+                        }
                     }
                 }
                 Assessment::Invalid { dn, error } => {
@@ -309,6 +371,9 @@ impl<S: StateStore + ?Sized> Engine<S> {
                     report.error = Some(error.clone());
                     if !dry_run {
                         self.store.record_failure(&mailbox.cloud_id, &error, &self.settings.retry, now)?;
+                        if let Some(set) = handled_failures.as_deref_mut() {
+                            set.insert(mailbox.cloud_id.clone());
+                        }
                     }
                 }
                 Assessment::Quarantined { error } => {
@@ -322,6 +387,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
         if let (Some(cycle), false) = (cycle, staged.is_empty()) {
             self.store.stage_writes(cycle, &staged)?;
         }
+        let cleared: Vec<&str> = cleared.iter().map(String::as_str).collect();
+        self.store.clear_failures(&cleared)?;
         Ok(())
     }
 

@@ -10,8 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use writeback_ad::{AdDirectory, AdUser};
 use writeback_cloud::pull::MAX_DELTA_PAGES;
-use writeback_cloud::{anchor_key, merge_delta_page, CloudReaders, DeltaCursor};
-use writeback_core::{plan, Mailbox, Modification};
+use crate::scope_snapshot::{attach_anchors, plan_for};
+use writeback_cloud::{merge_delta_page, CloudReaders, DeltaCursor};
+use writeback_core::{Mailbox, Modification};
 use writeback_state::StateStore;
 
 /// The watermark holding the users/delta cursor (a [`DeltaCursor`] as JSON), written in the
@@ -152,23 +153,6 @@ impl<S: StateStore + ?Sized> Engine<S> {
         Err(EngineError::Stopped("users/delta round did not end"))
     }
 
-    /// Fills in the Graph anchors the Exchange record lacks, from the state store.
-    pub(crate) fn attach_anchors(&self, mailbox: &mut Mailbox) -> Result<(), EngineError> {
-        if let Some(anchors) = self.store.anchors(&anchor_key(&mailbox.cloud_id))? {
-            let mine = &mut mailbox.anchors;
-            if mine.immutable_id.is_none() {
-                mine.immutable_id = anchors.immutable_id;
-            }
-            if mine.sid.is_none() {
-                mine.sid = anchors.sid;
-            }
-            if mine.dn.is_none() {
-                mine.dn = anchors.dn;
-            }
-        }
-        Ok(())
-    }
-
     pub(crate) fn scope(&self) -> Vec<String> {
         if self.settings.scope.is_empty() {
             vec![self.dir.config().base_dn.clone()]
@@ -179,7 +163,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
 
     /// Matches, reads and plans one mailbox. Nothing is written.
     pub async fn assess(&self, mut mailbox: Mailbox, now: i64) -> Result<(Mailbox, Assessment), EngineError> {
-        self.attach_anchors(&mut mailbox)?;
+        attach_anchors(&*self.store, &mut mailbox)?;
         if let Some(failure) = self.store.failure(&mailbox.cloud_id)? {
             if failure.quarantined {
                 return Ok((mailbox, Assessment::Quarantined { error: failure.last_error }));
@@ -197,10 +181,6 @@ impl<S: StateStore + ?Sized> Engine<S> {
 
     /// Plans `mailbox` against the object as read.
     pub(crate) fn plan_for(&self, mailbox: &Mailbox, user: AdUser) -> Assessment {
-        match plan(mailbox, &user.values, &self.settings.policy) {
-            Ok(mods) if mods.is_empty() => Assessment::InSync { user: Box::new(user) },
-            Ok(mods) => Assessment::Planned { user: Box::new(user), mods },
-            Err(e) => Assessment::Invalid { dn: Some(user.dn), error: e.to_string() },
-        }
+        plan_for(&self.settings.policy, mailbox, user)
     }
 }

@@ -11,6 +11,8 @@ pub enum EngineError {
     Cloud(#[from] writeback_cloud::CloudError),
     #[error("state store: {0}")]
     State(#[from] writeback_state::StateError),
+    #[error("scope snapshot: {0}")]
+    Snapshot(String),
     #[error("plan file: {0}")]
     PlanFile(String),
     #[error("stopped: {0}")]

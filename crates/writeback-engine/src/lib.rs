@@ -16,6 +16,7 @@ mod matcher;
 mod provision;
 mod recovery;
 pub mod report;
+pub mod scope_snapshot;
 pub mod settings;
 
 pub use cycle::{CycleOptions, ObjectSink, Shutdown, WATERMARK_LAST_FULL_PASS, WATERMARK_WHEN_CHANGED};
@@ -25,4 +26,5 @@ pub use matcher::{Matched, SkipReason};
 pub use provision::{ProvisionOutcome, StepSink};
 pub use recovery::RecoveryReport;
 pub use report::{CycleSummary, HeldSummary, ObjectReport};
+pub use scope_snapshot::{Resolution, SnapshotPlanner};
 pub use settings::{Brakes, EngineSection, EngineSettings};

@@ -160,7 +160,6 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
         Ok(found)
     }
 
-    /// The checks every match passes, then the join is remembered (or its DN refreshed).
     fn accept(
         &self,
         mailbox: &Mailbox,
@@ -168,39 +167,57 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
         known: Option<&Join>,
         now: i64,
     ) -> Result<Result<Matched, SkipReason>, EngineError> {
-        let user = &matched.user;
-        if let Some(detail) = anchors_disagree(mailbox, user) {
-            return Ok(Err(SkipReason::AnchorMismatch { dn: user.dn.clone(), detail }));
-        }
-        if !user.is_user() {
-            return Ok(Err(SkipReason::NotAUser { dn: user.dn.clone() }));
-        }
-        if let Some(reason) = user.protection() {
-            return Ok(Err(SkipReason::Protected { dn: user.dn.clone(), reason }));
-        }
-        if !in_scope(&user.dn, self.scope) {
-            return Ok(Err(SkipReason::OutOfScope { dn: user.dn.clone() }));
-        }
-        if let Some(other) = self.store.join_by_guid(&user.object_guid)? {
+        accept(self.store, self.scope, mailbox, matched, known, now)
+    }
+}
+
+/// The checks every match passes, however it was found (a live search or a scope snapshot);
+/// then the join is remembered (or its DN refreshed).
+pub(crate) fn accept<S: StateStore + ?Sized>(
+    store: &S,
+    scope: &[String],
+    mailbox: &Mailbox,
+    matched: Matched,
+    known: Option<&Join>,
+    now: i64,
+) -> Result<Result<Matched, SkipReason>, EngineError> {
+    let user = &matched.user;
+    if let Some(detail) = anchors_disagree(mailbox, user) {
+        return Ok(Err(SkipReason::AnchorMismatch { dn: user.dn.clone(), detail }));
+    }
+    if !user.is_user() {
+        return Ok(Err(SkipReason::NotAUser { dn: user.dn.clone() }));
+    }
+    if let Some(reason) = user.protection() {
+        return Ok(Err(SkipReason::Protected { dn: user.dn.clone(), reason }));
+    }
+    if !in_scope(&user.dn, scope) {
+        return Ok(Err(SkipReason::OutOfScope { dn: user.dn.clone() }));
+    }
+    // The mailbox's own join to this very object needs no second lookup: joins are unique
+    // by GUID, so no other mailbox can hold it.
+    let own_join = known.is_some_and(|j| j.object_guid == user.object_guid);
+    if !own_join {
+        if let Some(other) = store.join_by_guid(&user.object_guid)? {
             if other.cloud_id != mailbox.cloud_id {
                 return Ok(Err(SkipReason::JoinedElsewhere { dn: user.dn.clone(), cloud_id: other.cloud_id }));
             }
         }
-        let unchanged = known.is_some_and(|j| j.dn == user.dn);
-        if !unchanged {
-            if let Some(old) = known {
-                tracing::info!(cloud_id = %mailbox.cloud_id, from = %old.dn, to = %user.dn, "joined object moved or renamed");
-            }
-            self.store.upsert_join(&Join {
-                cloud_id: mailbox.cloud_id.clone(),
-                object_guid: user.object_guid,
-                dn: user.dn.clone(),
-                matched_by: matched.matched_by,
-                verified_at: now,
-            })?;
-        }
-        Ok(Ok(matched))
     }
+    let unchanged = known.is_some_and(|j| j.dn == user.dn && j.object_guid == user.object_guid);
+    if !unchanged {
+        if let Some(old) = known {
+            tracing::info!(cloud_id = %mailbox.cloud_id, from = %old.dn, to = %user.dn, "joined object moved or renamed");
+        }
+        store.upsert_join(&Join {
+            cloud_id: mailbox.cloud_id.clone(),
+            object_guid: user.object_guid,
+            dn: user.dn.clone(),
+            matched_by: matched.matched_by,
+            verified_at: now,
+        })?;
+    }
+    Ok(Ok(matched))
 }
 
 fn single(mut found: Vec<AdUser>, by: MatchedBy) -> Result<Matched, SkipReason> {
@@ -212,7 +229,7 @@ fn single(mut found: Vec<AdUser>, by: MatchedBy) -> Result<Matched, SkipReason> 
 }
 
 /// When the mailbox carries anchors, the object must agree with every one of them.
-fn anchors_disagree(mailbox: &Mailbox, user: &AdUser) -> Option<String> {
+pub(crate) fn anchors_disagree(mailbox: &Mailbox, user: &AdUser) -> Option<String> {
     if let Some(immutable_id) = mailbox.anchors.immutable_id.as_deref().filter(|s| !s.is_empty()) {
         let Ok(bytes) = ids::immutable_id_to_bytes(immutable_id) else {
             return Some(format!("immutable id {immutable_id:?} is not valid"));

@@ -124,6 +124,9 @@ pub struct EngineSettings {
     pub retry: RetryPolicy,
     pub brakes: Brakes,
     pub audit_retention: Duration,
+    /// Where a full pass keeps its scratch copy of the scope (a file removed afterwards); the
+    /// system's temporary directory when unset. The CLI puts it beside the state file.
+    pub scratch_dir: Option<std::path::PathBuf>,
 }
 
 impl EngineSettings {
@@ -146,6 +149,7 @@ impl EngineSettings {
             },
             brakes,
             audit_retention: Duration::from_secs(section.audit_retention_days.saturating_mul(86_400)),
+            scratch_dir: None,
         }
     }
 }

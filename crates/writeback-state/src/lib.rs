@@ -14,7 +14,9 @@
 //! - **anchors**: Graph's identity anchors per cloud user, refreshed page by page from
 //!   `users/delta`;
 //! - **staged writes**: a cycle's planned writes, kept on disk between planning and applying
-//!   so the brakes can see the whole cycle without it being held in memory.
+//!   so the brakes can see the whole cycle without it being held in memory;
+//! - **scope snapshots** ([`ScopeSnapshot`]): a full pass's scratch copy of the AD objects in
+//!   scope, in a file of its own, so every mailbox's object is looked up locally.
 //!
 //! [`StateStore`] is the interface; [`SqliteStore`] implements it in one SQLite file. The
 //! store has no clock: every time is unix milliseconds passed in by the caller.
@@ -23,6 +25,7 @@
 pub mod error;
 pub mod export;
 pub mod model;
+pub mod snapshot;
 mod sqlite;
 pub mod store;
 
@@ -33,5 +36,6 @@ pub use model::{
     Join, JournalEntry, JournalId, LastWritten, MatchedBy, Outcome, PlanId, PlanStatus,
     PurgeReport, RetryPolicy, StagedWrite, WriteIntent,
 };
+pub use snapshot::{ScopeSnapshot, SnapshotRow};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
 pub use store::StateStore;

@@ -142,6 +142,9 @@ pub trait StateStore: Send + Sync {
     /// Forgets the mailbox's failures (it succeeded). Does nothing if there were none.
     fn clear_failure(&self, cloud_id: &str) -> Result<()>;
 
+    /// [`StateStore::clear_failure`] for many mailboxes in one transaction.
+    fn clear_failures(&self, cloud_ids: &[&str]) -> Result<()>;
+
     /// Mailboxes whose next attempt is due, earliest first; quarantined ones never are.
     fn due_retries(&self, now: i64) -> Result<Vec<String>>;
 

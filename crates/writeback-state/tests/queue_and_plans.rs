@@ -109,6 +109,18 @@ fn due_retries_lists_only_mailboxes_whose_time_has_come_earliest_first() {
 }
 
 #[test]
+fn clear_failures_removes_a_batch_and_ignores_unknown_ids() {
+    let t = TempStore::new();
+    for id in ["a", "b", "c"] {
+        t.store.record_failure(id, "e", &POLICY, 0).unwrap();
+    }
+    t.store.clear_failures(&[]).unwrap();
+    t.store.clear_failures(&["a", "c", "never-failed"]).unwrap();
+    let left: Vec<String> = t.store.failures().unwrap().into_iter().map(|f| f.cloud_id).collect();
+    assert_eq!(left, ["b"]);
+}
+
+#[test]
 fn releasing_a_quarantine_resets_the_count_and_makes_the_mailbox_due() {
     let t = TempStore::new();
     let policy = RetryPolicy {

@@ -333,6 +333,19 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn clear_failures(&self, cloud_ids: &[&str]) -> Result<()> {
+        if cloud_ids.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM failures WHERE cloud_id = ?1")?;
+            for id in cloud_ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
     fn due_retries(&self, now: i64) -> Result<Vec<String>> {
         self.read(|conn| queue::due(conn, now))
     }

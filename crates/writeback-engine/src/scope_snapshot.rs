@@ -1,0 +1,193 @@
+//! Full passes against a snapshot of the scope.
+//!
+//! A full pass looks at every cloud-managed mailbox. Reading each one's AD object with its own
+//! search costs a round trip per mailbox; instead the pass starts with one paged search of
+//! the scope (a round trip per thousand objects, while the Graph anchors are refreshed), kept
+//! in a [`ScopeSnapshot`] on disk, and every mailbox's object is then looked up locally.
+//!
+//! Only the common, unambiguous cases are decided from the snapshot: a remembered join whose
+//! object is in scope and still agrees with the anchors, or a first match that finds exactly
+//! one object in scope (see [`SnapshotPlanner`]'s `first_match` for the rules). Everything
+//! else (no object in the snapshot, several, only a DN hint) goes to the live matcher, which
+//! searches the directory the way an incremental pass does and so reports out-of-scope,
+//! ambiguous and not-a-user objects exactly as it always has. That matters for speed too:
+//! mS-DS-ConsistencyGuid is not indexed on every DC, and the live matcher's domain-wide
+//! search for it reads every object.
+//!
+//! A snapshot is as old as the pass; that is safe because every write is value-specific: an
+//! object edited on-prem since the snapshot was read fails its write with a conflict and is
+//! re-read and re-planned (see `apply.rs`).
+
+use crate::engine::{Assessment, Engine};
+use crate::error::EngineError;
+use crate::matcher::{accept, anchors_disagree, Matched};
+use writeback_ad::{ids, AdUser};
+use writeback_cloud::anchor_key;
+use writeback_core::{plan, Mailbox, PlanPolicy};
+use writeback_state::{MatchedBy, ScopeSnapshot, SnapshotRow, StateStore};
+
+/// The users a scope snapshot holds: every user account (computers are `user`s too, and are
+/// left out like any other non-person object; the live matcher reports them).
+const SNAPSHOT_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
+/// Objects written to the snapshot per transaction.
+const SNAPSHOT_BATCH: usize = 1000;
+
+/// What the snapshot could decide about one mailbox.
+#[derive(Debug)]
+pub enum Resolution {
+    /// Decided without the directory. `had_failure`: the mailbox is in the error queue (so
+    /// a success must clear it; most mailboxes are not, and skip that write).
+    Decided { assessment: Assessment, had_failure: bool },
+    /// Needs a live lookup.
+    Live,
+}
+
+/// Matches and plans mailboxes against a snapshot and the state store: no I/O beyond the two
+/// local SQLite files, so it is also what the engine-alone benchmark measures.
+pub struct SnapshotPlanner<'a, S: ?Sized> {
+    pub store: &'a S,
+    pub snapshot: &'a ScopeSnapshot,
+    pub scope: &'a [String],
+    pub policy: &'a PlanPolicy,
+}
+
+impl<S: StateStore + ?Sized> SnapshotPlanner<'_, S> {
+    /// Attaches the mailbox's Graph anchors, then matches and plans it if the snapshot can.
+    pub fn assess(&self, mailbox: &mut Mailbox, now: i64) -> Result<Resolution, EngineError> {
+        attach_anchors(self.store, mailbox)?;
+        let failure = self.store.failure(&mailbox.cloud_id)?;
+        if let Some(failure) = &failure {
+            if failure.quarantined {
+                let assessment = Assessment::Quarantined { error: failure.last_error.clone() };
+                return Ok(Resolution::Decided { assessment, had_failure: true });
+            }
+        }
+        let had_failure = failure.is_some();
+        let join = self.store.join(&mailbox.cloud_id)?;
+        let matched = match &join {
+            Some(join) => match self.user(&join.object_guid)? {
+                Some(user) if anchors_disagree(mailbox, &user).is_none() => {
+                    Matched { user, matched_by: join.matched_by }
+                }
+                // Moved out of scope, deleted, or no longer this mailbox's object.
+                _ => return Ok(Resolution::Live),
+            },
+            None => match self.first_match(mailbox)? {
+                Some(matched) => matched,
+                None => return Ok(Resolution::Live),
+            },
+        };
+        let assessment = match accept(self.store, self.scope, mailbox, matched, join.as_ref(), now)? {
+            Ok(Matched { user, .. }) => plan_for(self.policy, mailbox, user),
+            Err(reason) => Assessment::Skipped(reason),
+        };
+        Ok(Resolution::Decided { assessment, had_failure })
+    }
+
+    /// A first match the snapshot can make on its own: exactly one object in scope with the
+    /// mailbox's mS-DS-ConsistencyGuid; or, with none, the object in scope whose objectGUID
+    /// is the immutable id, when Graph's onPremisesDistinguishedName names that very object
+    /// (otherwise an object outside the scope could carry the id as its ConsistencyGuid, a
+    /// migrated account, and only a live search of the domain can tell); or, without an
+    /// immutable id, exactly one object in scope with the mailbox's SID.
+    fn first_match(&self, mailbox: &Mailbox) -> Result<Option<Matched>, EngineError> {
+        let anchors = &mailbox.anchors;
+        if let Some(immutable_id) = anchors.immutable_id.as_deref().filter(|s| !s.is_empty()) {
+            // An invalid id is for the live matcher to report.
+            let Ok(bytes) = ids::immutable_id_to_bytes(immutable_id) else { return Ok(None) };
+            let by_cg = self.snapshot.by_consistency_guid(&bytes)?;
+            if !by_cg.is_empty() {
+                return single(&by_cg, MatchedBy::ImmutableId);
+            }
+            let Some(user) = self.user(&bytes)? else { return Ok(None) };
+            let own_cg_agrees = user.consistency_guid.as_deref().is_none_or(|cg| cg == bytes);
+            let dn_agrees = anchors.dn.as_deref().is_some_and(|dn| dn.eq_ignore_ascii_case(&user.dn));
+            return Ok((own_cg_agrees && dn_agrees).then_some(Matched { user, matched_by: MatchedBy::ImmutableId }));
+        }
+        if let Some(sid) = anchors.sid.as_deref().filter(|s| !s.is_empty()) {
+            return single(&self.snapshot.by_sid(sid)?, MatchedBy::Sid);
+        }
+        Ok(None)
+    }
+
+    fn user(&self, guid: &[u8; 16]) -> Result<Option<AdUser>, EngineError> {
+        self.snapshot.by_guid(guid)?.map(|payload| decode(&payload)).transpose()
+    }
+}
+
+/// Fills in the Graph anchors the Exchange record lacks, from the state store.
+pub(crate) fn attach_anchors<S: StateStore + ?Sized>(store: &S, mailbox: &mut Mailbox) -> Result<(), EngineError> {
+    if let Some(anchors) = store.anchors(&anchor_key(&mailbox.cloud_id))? {
+        let mine = &mut mailbox.anchors;
+        if mine.immutable_id.is_none() {
+            mine.immutable_id = anchors.immutable_id;
+        }
+        if mine.sid.is_none() {
+            mine.sid = anchors.sid;
+        }
+        if mine.dn.is_none() {
+            mine.dn = anchors.dn;
+        }
+    }
+    Ok(())
+}
+
+/// Plans `mailbox` against the object as read.
+pub(crate) fn plan_for(policy: &PlanPolicy, mailbox: &Mailbox, user: AdUser) -> Assessment {
+    match plan(mailbox, &user.values, policy) {
+        Ok(mods) if mods.is_empty() => Assessment::InSync { user: Box::new(user) },
+        Ok(mods) => Assessment::Planned { user: Box::new(user), mods },
+        Err(e) => Assessment::Invalid { dn: Some(user.dn), error: e.to_string() },
+    }
+}
+
+/// The snapshot row of one object: its keys and the object itself, serialised.
+pub fn snapshot_row(user: &AdUser) -> Result<SnapshotRow, EngineError> {
+    let payload = serde_json::to_vec(user).map_err(|e| EngineError::Snapshot(e.to_string()))?;
+    Ok(SnapshotRow {
+        object_guid: user.object_guid,
+        consistency_guid: user.consistency_guid.clone(),
+        sid: user.object_sid.clone(),
+        payload,
+    })
+}
+
+/// The one object found, or none when there are several (the live matcher reports those).
+fn single(found: &[Vec<u8>], by: MatchedBy) -> Result<Option<Matched>, EngineError> {
+    match found {
+        [payload] => Ok(Some(Matched { user: decode(payload)?, matched_by: by })),
+        _ => Ok(None),
+    }
+}
+
+fn decode(payload: &[u8]) -> Result<AdUser, EngineError> {
+    serde_json::from_slice(payload).map_err(|e| EngineError::Snapshot(e.to_string()))
+}
+
+impl<S: StateStore + ?Sized> Engine<S> {
+    /// Reads every user in scope into a new snapshot, a page at a time.
+    pub(crate) async fn load_snapshot(&self) -> Result<ScopeSnapshot, EngineError> {
+        let dir = self.settings.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let snapshot = ScopeSnapshot::create_in(&dir)?;
+        let started = std::time::Instant::now();
+        let mut total = 0u64;
+        for base in self.scope() {
+            let mut batch: Vec<SnapshotRow> = Vec::with_capacity(SNAPSHOT_BATCH);
+            total += self
+                .dir
+                .for_each_user(&base, SNAPSHOT_FILTER, |user| {
+                    batch.push(snapshot_row(&user)?);
+                    if batch.len() >= SNAPSHOT_BATCH {
+                        snapshot.insert(&batch)?;
+                        batch.clear();
+                    }
+                    Ok::<(), EngineError>(())
+                })
+                .await?;
+            snapshot.insert(&batch)?;
+        }
+        snapshot.finish_loading()?;
+        tracing::info!(objects = total, ms = started.elapsed().as_millis() as u64, "scope snapshot read");
+        Ok(snapshot)
+    }
+}
