@@ -12,6 +12,10 @@ use writeback_state::{CycleId, JournalId, Outcome, StagedWrite, StateStore, Writ
 
 /// Staged writes journalled and sent per batch.
 const APPLY_BATCH: u32 = 500;
+const APPLY_BATCH_USIZE: usize = APPLY_BATCH as usize;
+
+/// Staged writes with their journal entries, ready to send.
+type JournalledBatch = Vec<(JournalId, StagedWrite)>;
 
 /// How one mailbox's write ended, after any conflict retries.
 pub(crate) enum Final {
@@ -22,6 +26,9 @@ pub(crate) enum Final {
 }
 
 impl<S: StateStore + ?Sized> Engine<S> {
+    /// Sends the cycle's staged writes as one continuous pipeline: batches are read and
+    /// journalled ahead while earlier writes are still in flight, and outcomes are recorded a
+    /// batch at a time as they come back, so the DC never waits on writeback's bookkeeping.
     pub(crate) async fn apply_stage(
         &self,
         cycle: CycleId,
@@ -29,38 +36,72 @@ impl<S: StateStore + ?Sized> Engine<S> {
         sink: ObjectSink<'_>,
         shutdown: &Shutdown,
     ) -> Result<(), EngineError> {
-        let mut after = 0u64;
-        loop {
-            // A stop request ends the cycle between batches: what was sent is finished and
-            // recorded; what was not stays unsent, and the watermark does not move.
+        // A stop request ends the cycle between batches: what was sent is finished and
+        // recorded; what was not stays unsent (and un-journalled), the watermark does not move.
+        let batches = stream::unfold(Some(0u64), move |after| async move {
+            let after = after?;
             if shutdown.is_triggered() {
-                summary.complete = false;
-                break;
+                return None;
             }
-            let page = self.store.staged_writes(cycle, after, APPLY_BATCH)?;
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
-            let writes: Vec<StagedWrite> = page.into_iter().map(|(_, w)| w).collect();
-            let intents: Vec<WriteIntent<'_>> = writes
-                .iter()
-                .map(|w| WriteIntent {
-                    cycle,
-                    cloud_id: &w.cloud_id,
-                    object_guid: w.object_guid,
-                    dn: &w.dn,
-                    mods: &w.mods,
-                    before: &w.before,
-                })
-                .collect();
-            // Durable before anything is sent: a crash from here on is recovered from the journal.
-            let journal_ids = self.store.record_intents(&intents, now_ms())?;
-            drop(intents);
-            let results: Vec<Result<(JournalId, Outcome, Final, StagedWrite), EngineError>> =
-                stream::iter(journal_ids.into_iter().zip(writes))
-                    .map(|(id, write)| self.apply_one(cycle, id, write))
-                    .buffer_unordered(self.settings.max_in_flight)
-                    .collect()
-                    .await;
+            match self.journal_batch(cycle, after) {
+                Ok(Some((last, items))) => Some((Ok(items), Some(last))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        let results = batches
+            .flat_map(|batch| match batch {
+                Ok(items) => stream::iter(items.into_iter().map(Ok)).left_stream(),
+                Err(e) => stream::once(std::future::ready(Err(e))).right_stream(),
+            })
+            .map(|item| async move {
+                let (id, write) = item?;
+                self.apply_one(cycle, id, write).await
+            })
+            .buffer_unordered(self.settings.max_in_flight)
+            .chunks(APPLY_BATCH_USIZE);
+        let mut results = std::pin::pin!(results);
+        while let Some(chunk) = results.next().await {
+            self.settle(chunk, summary, sink)?;
+        }
+        if shutdown.is_triggered() {
+            summary.complete = false;
+        }
+        Ok(())
+    }
+
+    /// The next batch of staged writes after `after`, journalled: durable before anything is
+    /// sent, so a crash from here on is recovered from the journal.
+    fn journal_batch(&self, cycle: CycleId, after: u64) -> Result<Option<(u64, JournalledBatch)>, EngineError> {
+        let page = self.store.staged_writes(cycle, after, APPLY_BATCH)?;
+        let Some((last, _)) = page.last() else { return Ok(None) };
+        let last = *last;
+        let writes: Vec<StagedWrite> = page.into_iter().map(|(_, w)| w).collect();
+        let intents: Vec<WriteIntent<'_>> = writes
+            .iter()
+            .map(|w| WriteIntent {
+                cycle,
+                cloud_id: &w.cloud_id,
+                object_guid: w.object_guid,
+                dn: &w.dn,
+                mods: &w.mods,
+                before: &w.before,
+            })
+            .collect();
+        let journal_ids = self.store.record_intents(&intents, now_ms())?;
+        drop(intents);
+        Ok(Some((last, journal_ids.into_iter().zip(writes).collect())))
+    }
+
+    /// Records a chunk of finished writes: outcomes in the journal, failures in the error
+    /// queue, successes cleared from it, each mailbox's report to the sink.
+    fn settle(
+        &self,
+        results: Vec<Result<(JournalId, Outcome, Final, StagedWrite), EngineError>>,
+        summary: &mut CycleSummary,
+        sink: ObjectSink<'_>,
+    ) -> Result<(), EngineError> {
+        {
             let mut outcomes = Vec::with_capacity(results.len());
             let mut finals = Vec::with_capacity(results.len());
             for result in results {
