@@ -125,37 +125,92 @@ fn print_summary(summary: &CycleSummary) {
     }
 }
 
-/// `writeback plan`: reads everything, writes nothing.
+/// `writeback plan`: reads everything, writes nothing. The JSON document (`{"objects": [...],
+/// "summary": {...}}`) is streamed out as the objects are planned, so a plan of any size
+/// costs no memory.
 pub async fn plan(config: &Config, json: bool, out: Option<&Path>, all: bool) -> Result<i32> {
     let engine = build(config).await?;
-    let mut objects: Vec<ObjectReport> = Vec::new();
-    let keep = json || out.is_some();
+    let mut document = PlanDocument::open(json, out)?;
+    let mut write_error: Option<std::io::Error> = None;
     let mut sink = |o: &ObjectReport| {
         let interesting = all || !o.changes.is_empty() || o.error.is_some();
-        if keep {
-            if interesting {
-                objects.push(o.clone());
+        if !interesting {
+            return;
+        }
+        if document.is_open() {
+            if let Err(e) = document.object(o) {
+                write_error.get_or_insert(e);
             }
-        } else if interesting {
+        } else {
             print_change_lines(o);
         }
     };
     let options = CycleOptions { full: true, dry_run: true };
     let summary = engine.run_cycle(&options, &mut sink, &Shutdown::default()).await?;
-    let document = serde_json::json!({ "objects": objects, "summary": summary });
+    if let Some(e) = write_error {
+        return Err(e).context("writing the plan");
+    }
+    document.finish(&summary)?;
     if let Some(path) = out {
-        std::fs::write(path, serde_json::to_vec_pretty(&document)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("plan saved to {} ({} objects to change); apply it with `writeback apply {}`", path.display(), summary.planned, path.display());
     }
-    if json {
-        let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer(&mut stdout, &document)?;
-        writeln!(stdout)?;
-    } else {
+    if !json {
         print_summary(&summary);
     }
     Ok(0)
+}
+
+/// Where `writeback plan` streams its JSON document: stdout (`--json`), a file (`--out`),
+/// both, or nowhere.
+struct PlanDocument {
+    targets: Vec<Box<dyn Write + Send>>,
+    objects: u64,
+}
+
+impl PlanDocument {
+    fn open(json: bool, out: Option<&Path>) -> Result<Self> {
+        let mut targets: Vec<Box<dyn Write + Send>> = Vec::new();
+        if let Some(path) = out {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+            targets.push(Box::new(std::io::BufWriter::new(file)));
+        }
+        if json {
+            targets.push(Box::new(std::io::BufWriter::new(std::io::stdout())));
+        }
+        let mut document = PlanDocument { targets, objects: 0 };
+        document.write_all(b"{\"objects\":[")?;
+        Ok(document)
+    }
+
+    fn is_open(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.targets.iter_mut().try_for_each(|t| t.write_all(bytes))
+    }
+
+    fn object(&mut self, object: &ObjectReport) -> std::io::Result<()> {
+        let text = serde_json::to_vec(object)?;
+        if self.objects > 0 {
+            self.write_all(b",\n")?;
+        } else {
+            self.write_all(b"\n")?;
+        }
+        self.objects += 1;
+        self.write_all(&text)
+    }
+
+    fn finish(mut self, summary: &CycleSummary) -> Result<()> {
+        let summary = serde_json::to_vec(summary)?;
+        self.write_all(b"\n],\"summary\":")?;
+        self.write_all(&summary)?;
+        self.write_all(b"}\n")?;
+        for target in &mut self.targets {
+            target.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// `writeback apply FILE`: applies a saved plan, refusing objects changed since.

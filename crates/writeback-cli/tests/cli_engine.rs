@@ -79,6 +79,18 @@ async fn check_sync_status_and_a_clean_stop_of_run() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("failed") && text(&out).contains("fix:"), "{}", text(&out));
 
+    // The plan, streamed to stdout and to a file: the same document, one object per change.
+    let saved = dir.join("plan.json");
+    let out = writeback(&config, &["plan", "--json", "--out", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let filed: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(printed, filed);
+    assert_eq!(printed["summary"]["planned"], 3, "{printed}");
+    let objects = printed["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 3, "{printed}");
+    assert!(objects.iter().all(|o| o["status"] == "planned" && o["changes"].as_array().is_some_and(|c| !c.is_empty())), "{printed}");
+
     let out = writeback(&config, &["sync", "--once", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let applied = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("\"status\":\"applied\"")).count();

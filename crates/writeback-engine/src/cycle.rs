@@ -25,6 +25,8 @@ pub const WATERMARK_LAST_FULL_PASS: &str = "exchange.last_full_pass";
 
 /// Mailboxes matched and read concurrently while planning a page.
 const PLAN_CONCURRENCY: usize = 16;
+/// Objects of a held plan kept for the operator's review.
+const HELD_PLAN_OBJECTS: usize = 5000;
 /// Due retries looked up one by one per cycle at most (the rest wait for the next cycle).
 const RETRIES_PER_CYCLE: usize = 500;
 
@@ -412,13 +414,20 @@ impl<S: StateStore + ?Sized> Engine<S> {
         if let Some(pending) = self.store.held_plans()?.into_iter().find(|p| p.status == PlanStatus::Pending) {
             return Ok(pending.id);
         }
+        // The first objects are kept for review; the count of the rest is enough to decide
+        // on (the summary has the totals) and keeps a huge held plan from filling memory.
         let mut objects = Vec::new();
+        let mut omitted = 0u64;
         let mut after = 0u64;
         loop {
             let page = self.store.staged_writes(cycle, after, 1000)?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
             for (_, write) in page {
+                if objects.len() >= HELD_PLAN_OBJECTS {
+                    omitted += 1;
+                    continue;
+                }
                 objects.push(serde_json::json!({
                     "cloud_id": write.cloud_id,
                     "dn": write.dn,
@@ -426,7 +435,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 }));
             }
         }
-        let plan = serde_json::json!({ "summary": summary, "objects": objects });
+        let plan = serde_json::json!({ "summary": summary, "objects": objects, "objects_omitted": omitted });
         Ok(self.store.hold_plan(cycle, reason, &plan, now_ms())?)
     }
 }

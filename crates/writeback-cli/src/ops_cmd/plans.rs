@@ -58,7 +58,12 @@ fn write_header(plan: &HeldPlan, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(out, "reason:  {}", printable(&plan.reason))?;
     writeln!(out, "summary: {}", summary_pairs(summary(plan)))?;
-    writeln!(out, "objects: {}", objects(plan).len())
+    let omitted = plan.plan.get("objects_omitted").and_then(Value::as_u64).unwrap_or(0);
+    if omitted > 0 {
+        writeln!(out, "objects: {} (the first {} are kept for review)", objects(plan).len() as u64 + omitted, objects(plan).len())
+    } else {
+        writeln!(out, "objects: {}", objects(plan).len())
+    }
 }
 
 pub fn approve(config: &Config, plan_id: i64) -> Result<i32> {
@@ -187,6 +192,19 @@ mod tests {
             status,
             decided_at: None,
         }
+    }
+
+    #[test]
+    fn a_plan_kept_in_part_says_how_many_objects_it_has_in_all() {
+        let object = serde_json::json!({"cloud_id": "m", "dn": "CN=A,DC=x", "changes": []});
+        let plan = held(
+            serde_json::json!({"summary": {"planned": 7}, "objects": [object.clone(), object], "objects_omitted": 5}),
+            PlanStatus::Pending,
+        );
+        let mut out = Vec::new();
+        write_header(&plan, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("objects: 7 (the first 2 are kept for review)"), "{text}");
     }
 
     #[test]

@@ -154,7 +154,14 @@ fn gather(store: &dyn StateStore, config: &Config, now: i64) -> Result<StatusRep
                 .plan
                 .get("objects")
                 .and_then(serde_json::Value::as_array)
-                .map_or(0, Vec::len),
+                .map_or(0, Vec::len)
+                .saturating_add(
+                    p.plan
+                        .get("objects_omitted")
+                        .and_then(serde_json::Value::as_u64)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .unwrap_or(0),
+                ),
             reason: p.reason,
             show_command: format!("{prefix} show-plan {}", p.id),
             approve_command: (p.status == PlanStatus::Pending)
