@@ -175,7 +175,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
             let mut batch: Vec<SnapshotRow> = Vec::with_capacity(SNAPSHOT_BATCH);
             total += self
                 .dir
-                .for_each_user(&base, SNAPSHOT_FILTER, |user| {
+                // An entry seen twice (a scan started over paged) is stored once.
+                .scan_users(&base, SNAPSHOT_FILTER, |user| {
                     batch.push(snapshot_row(&user)?);
                     if batch.len() >= SNAPSHOT_BATCH {
                         snapshot.insert(&batch)?;
