@@ -127,8 +127,21 @@ struct AssertionClaims {
     exp: i64,
 }
 
-fn signing_key(tenant: &Tenant) -> Vec<u8> {
-    tenant.token_signing_key.as_bytes().to_vec()
+/// The HMAC key of the access tokens the emulator mints, prepared once: it never changes while
+/// serving (a reset keeps it), and every Graph/Exchange request checks a token with it.
+pub(crate) struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    pub(crate) fn new(tenant: &Tenant) -> TokenKeys {
+        let secret = tenant.token_signing_key.as_bytes();
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
 }
 
 pub(crate) async fn token_endpoint(
@@ -247,11 +260,12 @@ pub(crate) async fn token_endpoint(
         ],
         uti: uuid::Uuid::new_v4().simple().to_string(),
     };
-    let key = EncodingKey::from_secret(&signing_key(&tenant));
     drop(tenant);
-    let Ok(access_token) =
-        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &claims, &key)
-    else {
+    let Ok(access_token) = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims,
+        &shared.token_keys.encoding,
+    ) else {
         return entra_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -410,16 +424,15 @@ pub(crate) fn check_bearer(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(TokenProblem::Missing)?;
-    let key = signing_key(&shared.read());
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
     validation.validate_aud = false;
     let data =
-        jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(&key), &validation)
+        jsonwebtoken::decode::<AccessClaims>(token, &shared.token_keys.decoding, &validation)
             .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenProblem::Expired,
-            _ => TokenProblem::Malformed,
-        })?;
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenProblem::Expired,
+                _ => TokenProblem::Malformed,
+            })?;
     match classify_resource(&data.claims.aud, &shared.base_url) {
         Some(Resource::Emulator) => Ok(data.claims),
         Some(kind) if kind == wanted => Ok(data.claims),

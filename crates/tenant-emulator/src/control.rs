@@ -32,6 +32,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
             get(list_faults).post(add_faults).delete(clear_faults),
         )
         .route("/_emulator/mailboxes", post(create_mailbox))
+        .route("/_emulator/mailboxes/bench-change", post(bench_change))
         .route("/_emulator/mailboxes/{identity}", patch(modify_mailbox))
         .route(
             "/_emulator/mailboxes/{identity}/cloud-managed",
@@ -142,6 +143,24 @@ async fn create_mailbox(
         }
         Err(e) => problem(StatusCode::CONFLICT, e),
     }
+}
+
+/// Body: `{"round": R, "limit": K?}`; see `crate::bench`.
+async fn bench_change(
+    State(shared): State<Arc<Shared>>,
+    Json(request): Json<crate::bench::BenchChangeRequest>,
+) -> Response {
+    if request.round == 0 {
+        return problem(StatusCode::BAD_REQUEST, "round must be a positive integer");
+    }
+    let started = std::time::Instant::now();
+    let summary = crate::bench::bench_change(&mut shared.write(), request);
+    tracing::info!(
+        "bench-change round {}: {summary:?} in {:?}",
+        request.round,
+        started.elapsed()
+    );
+    Json(json!(summary)).into_response()
 }
 
 /// Body: Set-Mailbox parameters without `Identity`; errors come back in Exchange's shape.
@@ -281,6 +300,8 @@ async fn set_delta_lifetime(
 struct ImportBody {
     env: std::path::PathBuf,
     ou: Option<String>,
+    #[serde(flatten)]
+    options: crate::import::ImportOptions,
 }
 
 async fn import_ad(State(shared): State<Arc<Shared>>, Json(body): Json<ImportBody>) -> Response {
@@ -288,11 +309,17 @@ async fn import_ad(State(shared): State<Arc<Shared>>, Json(body): Json<ImportBod
         Ok(e) => e,
         Err(e) => return problem(StatusCode::BAD_GATEWAY, e.to_string()),
     };
-    let summary = crate::import::apply_import(&mut shared.write(), &entries);
+    let summary = crate::import::apply_import(&mut shared.write(), &entries, body.options);
     Json(json!(summary)).into_response()
 }
 
 async fn save(State(shared): State<Arc<Shared>>) -> Response {
+    if !shared.config.persist {
+        return problem(
+            StatusCode::CONFLICT,
+            "the emulator runs without persistence (--no-persist): tenant.json is never written",
+        );
+    }
     shared.unsaved.store(true, Ordering::SeqCst);
     match shared.save_if_unsaved().await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

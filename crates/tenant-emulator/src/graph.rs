@@ -12,12 +12,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use crate::auth::{check_bearer, Resource};
 use crate::clock::{format_graph_date, now_ticks, now_unix_seconds};
 use crate::faults::FaultKind;
-use crate::model::{Tenant, UserProp, GRAPH_DEFAULT_SELECT};
+use crate::model::{Tenant, User, UserProp, GRAPH_DEFAULT_SELECT};
 use crate::state::Shared;
 
 const DELTA_PATH: &str = "/v1.0/users/delta";
@@ -181,7 +181,7 @@ pub(crate) async fn users_delta(
                 "@odata.deltaLink": format!("{}{DELTA_PATH}?$deltatoken={}", shared.base_url, state.encode()),
                 "value": [],
             });
-            return graph_json(body, None, false);
+            return graph_json(&body, None, false);
         }
         Some(t) => {
             if shared
@@ -243,27 +243,24 @@ pub(crate) async fn users_delta(
         }
         None => page_size,
     };
-    let (value, last_id, more) = build_page(&tenant, &state, limit, minimal);
-    let mut body = Map::new();
+    let selected = selected_in_name_order(&state.select);
+    let (value, last_id, more) = build_page(&tenant, &selected, &state, limit, minimal);
     let context = match first_request_select {
         Some(sel) => format!("{}/v1.0/$metadata#users({sel})", shared.base_url),
         None => format!("{}/v1.0/$metadata#users", shared.base_url),
     };
-    body.insert("@odata.context".to_owned(), Value::String(context));
     let upto = state.upto.unwrap_or(tenant.seq);
-    if more {
+    let (next_link, delta_link) = if more {
         let next = DeltaState {
             after: last_id,
             ..state
         };
-        body.insert(
-            "@odata.nextLink".to_owned(),
-            Value::String(format!(
-                "{}{DELTA_PATH}?$skiptoken={}",
-                shared.base_url,
-                next.encode()
-            )),
+        let link = format!(
+            "{}{DELTA_PATH}?$skiptoken={}",
+            shared.base_url,
+            next.encode()
         );
+        (Some(link), None)
     } else {
         let next = DeltaState {
             since: upto,
@@ -272,22 +269,23 @@ pub(crate) async fn users_delta(
             issued: now_unix_seconds(),
             ..state
         };
-        body.insert(
-            "@odata.deltaLink".to_owned(),
-            Value::String(format!(
-                "{}{DELTA_PATH}?$deltatoken={}",
-                shared.base_url,
-                next.encode()
-            )),
+        let link = format!(
+            "{}{DELTA_PATH}?$deltatoken={}",
+            shared.base_url,
+            next.encode()
         );
-    }
-    body.insert("value".to_owned(), Value::Array(value));
+        (None, Some(link))
+    };
+    let page = DeltaPage {
+        context,
+        delta_link,
+        next_link,
+        value,
+    };
+    // Encoded while the read lock is held: the page borrows the users instead of copying them.
+    let response = graph_json(&page, requested_page_size.map(|_| page_size), minimal);
     drop(tenant);
-    graph_json(
-        Value::Object(body),
-        requested_page_size.map(|_| page_size),
-        minimal,
-    )
+    response
 }
 
 fn resync_required(shared: &Shared, select: &[String]) -> Response {
@@ -311,8 +309,17 @@ fn resync_required(shared: &Shared, select: &[String]) -> Response {
     response
 }
 
-fn graph_json(body: Value, applied_page_size: Option<usize>, minimal: bool) -> Response {
-    let mut response = axum::Json(body).into_response();
+fn graph_json(body: &impl Serialize, applied_page_size: Option<usize>, minimal: bool) -> Response {
+    let mut response = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes.into_response(),
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode the answer: {e}"),
+            )
+                .into_response()
+        }
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -337,71 +344,152 @@ fn graph_json(body: Value, applied_page_size: Option<usize>, minimal: bool) -> R
     response
 }
 
+/// A users/delta page, encoded in one pass. Field order = the byte order of the names, which is
+/// what the page had when it was built as a `serde_json::Map`.
+#[derive(Serialize)]
+struct DeltaPage<'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.deltaLink", skip_serializing_if = "Option::is_none")]
+    delta_link: Option<String>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    value: Vec<UserJson<'a>>,
+}
+
+/// One user of a page, written straight from the tenant (no copy of its values).
+struct UserJson<'a> {
+    user: &'a User,
+    /// The selected properties, in name order.
+    selected: &'a [UserProp],
+    since: u64,
+    minimal: bool,
+}
+
+#[derive(Serialize)]
+struct Removed {
+    reason: &'static str,
+}
+
+impl Serialize for UserJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let user = self.user;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(reason) = user.removed {
+            map.serialize_entry(
+                "@removed",
+                &Removed {
+                    reason: reason.as_str(),
+                },
+            )?;
+            map.serialize_entry("id", &user.id)?;
+            return map.end();
+        }
+        let mut id_written = false;
+        for prop in self.selected {
+            let name = prop.graph_name();
+            if !id_written && name > "id" {
+                map.serialize_entry("id", &user.id)?;
+                id_written = true;
+            }
+            let value = user.get(*prop);
+            let changed = user.changed_seq.get(prop.index()).copied().unwrap_or(0) > self.since;
+            match (self.minimal, value) {
+                (false, Some(v)) => map.serialize_entry(name, v)?,
+                (true, v) if changed => map.serialize_entry(name, &v)?,
+                _ => {}
+            }
+        }
+        if !id_written {
+            map.serialize_entry("id", &user.id)?;
+        }
+        map.end()
+    }
+}
+
 /// Users changed since `state.since`, after the cursor, in id order. A user changed while a round
 /// is being paged may show up in this round and again in the next one (Graph allows repeats).
-fn build_page(
-    tenant: &Tenant,
+fn build_page<'a>(
+    tenant: &'a Tenant,
+    selected: &'a [UserProp],
     state: &DeltaState,
     limit: usize,
     minimal: bool,
-) -> (Vec<Value>, Option<String>, bool) {
+) -> (Vec<UserJson<'a>>, Option<String>, bool) {
+    let cap = crate::change_index::index_cap(tenant.users.len(), limit);
+    build_page_with_cap(tenant, selected, state, limit, minimal, cap)
+}
+
+/// [`build_page`]; an incremental round with at most `cap` changed users visits only those.
+fn build_page_with_cap<'a>(
+    tenant: &'a Tenant,
+    selected: &'a [UserProp],
+    state: &DeltaState,
+    limit: usize,
+    minimal: bool,
+    cap: usize,
+) -> (Vec<UserJson<'a>>, Option<String>, bool) {
     use std::ops::Bound;
-    let selected: Vec<UserProp> = if state.select.is_empty() {
-        GRAPH_DEFAULT_SELECT
-            .iter()
-            .filter_map(|n| UserProp::from_graph_name(n))
-            .collect()
-    } else {
-        state
-            .select
-            .iter()
-            .filter_map(|n| UserProp::from_graph_name(n))
-            .collect()
-    };
     let initial = state.since == 0;
-    let lower = match &state.after {
-        Some(after) => Bound::Excluded(after.clone()),
-        None => Bound::Unbounded,
+    let after = state.after.as_deref();
+    let changed = if initial {
+        None
+    } else {
+        tenant.users_changed_after(state.since, cap)
+    };
+    let candidates: Box<dyn Iterator<Item = &'a User> + '_> = match changed {
+        Some(ids) => Box::new(
+            ids.into_iter()
+                .filter(move |id| after.is_none_or(|a| *id > a))
+                .filter_map(|id| tenant.users.get(id)),
+        ),
+        None => {
+            let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+            Box::new(
+                tenant
+                    .users
+                    .range::<str, _>((lower, Bound::Unbounded))
+                    .map(|(_, u)| u),
+            )
+        }
     };
     let mut page = Vec::new();
     let mut last_id = None;
-    for user in tenant
-        .users
-        .range((lower, Bound::Unbounded))
-        .map(|(_, u)| u)
-    {
+    for user in candidates {
         if user.seq <= state.since || (initial && user.removed.is_some()) {
             continue;
         }
         if page.len() >= limit {
             return (page, last_id, true);
         }
-        let mut object = Map::new();
-        if let Some(reason) = user.removed {
-            object.insert("id".to_owned(), Value::String(user.id.clone()));
-            object.insert("@removed".to_owned(), json!({"reason": reason.as_str()}));
-        } else {
-            for prop in &selected {
-                let value = user.get(*prop);
-                let changed =
-                    user.changed_seq.get(prop.index()).copied().unwrap_or(0) > state.since;
-                match (minimal, value) {
-                    (false, Some(v)) => {
-                        object.insert(prop.graph_name().to_owned(), v.clone());
-                    }
-                    (true, v) if changed => {
-                        object.insert(
-                            prop.graph_name().to_owned(),
-                            v.cloned().unwrap_or(Value::Null),
-                        );
-                    }
-                    _ => {}
-                }
-            }
-            object.insert("id".to_owned(), Value::String(user.id.clone()));
-        }
-        page.push(Value::Object(object));
+        page.push(UserJson {
+            user,
+            selected,
+            since: state.since,
+            minimal,
+        });
         last_id = Some(user.id.clone());
     }
     (page, last_id, false)
 }
+
+/// `$select` (or Graph's default set) as properties in name order.
+fn selected_in_name_order(select: &[String]) -> Vec<UserProp> {
+    let names: Vec<&str> = if select.is_empty() {
+        GRAPH_DEFAULT_SELECT.to_vec()
+    } else {
+        select.iter().map(String::as_str).collect()
+    };
+    let mut props: Vec<UserProp> = names
+        .iter()
+        .filter_map(|n| UserProp::from_graph_name(n))
+        .collect();
+    props.sort_by_key(|p| p.graph_name());
+    props.dedup();
+    props
+}
+
+#[cfg(test)]
+#[path = "graph_tests.rs"]
+mod tests;

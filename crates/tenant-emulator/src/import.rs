@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::EmulatorError;
@@ -228,9 +228,23 @@ fn quarantine_duplicates(
         .collect()
 }
 
+/// How an import treats the mailboxes it provisions.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ImportOptions {
+    /// Every imported mailbox ends up with IsExchangeCloudManaged = true (as if an admin had
+    /// switched each one's source of authority to the cloud right after the sync).
+    pub cloud_managed: bool,
+}
+
 /// Creates or updates (by anchor) the users and mailboxes of the entries. Exchange attributes of
 /// a cloud-managed mailbox are left alone, as Connect Sync does once the cloud masters them.
-pub fn apply_import(tenant: &mut Tenant, entries: &[AdEntry]) -> ImportSummary {
+/// Linear in the entries: anchors, SMTP owners and identities are all looked up in maps.
+pub fn apply_import(
+    tenant: &mut Tenant,
+    entries: &[AdEntry],
+    options: ImportOptions,
+) -> ImportSummary {
     let mut summary = ImportSummary::default();
     let by_anchor: HashMap<String, String> = tenant
         .users
@@ -251,6 +265,7 @@ pub fn apply_import(tenant: &mut Tenant, entries: &[AdEntry]) -> ImportSummary {
         };
         let anchor = new.on_premises_immutable_id.clone().unwrap_or_default();
         let mut new = new;
+        new.is_exchange_cloud_managed = options.cloud_managed;
         let own_mailbox = by_anchor
             .get(&anchor)
             .and_then(|id| tenant.mailbox_for_user(id))
@@ -312,6 +327,8 @@ fn update_existing(tenant: &mut Tenant, user_id: &str, new: NewMailbox) -> Resul
         return Ok(changed);
     }
     let before = mailbox.clone();
+    // Applied with the AD values, so the mailbox starts its cloud-managed life in step with AD.
+    mailbox.is_exchange_cloud_managed = new.is_exchange_cloud_managed;
     mailbox.email_addresses = new.email_addresses.clone();
     mailbox.custom_attributes =
         std::array::from_fn(|i| new.custom_attributes.get(i).cloned().unwrap_or_default());

@@ -102,15 +102,15 @@ fn missing_primary_uses_mail_and_missing_anchor_fails() {
 #[test]
 fn reimport_updates_by_anchor_and_respects_cloud_managed() {
     let mut tenant = Tenant::default();
-    let first = apply_import(&mut tenant, &[entry()]);
+    let first = apply_import(&mut tenant, &[entry()], ImportOptions::default());
     assert_eq!((first.created, first.updated), (1, 0), "{:?}", first.errors);
-    let again = apply_import(&mut tenant, &[entry()]);
+    let again = apply_import(&mut tenant, &[entry()], ImportOptions::default());
     assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 1));
     let mut changed = entry();
     changed
         .attrs
         .insert("extensionAttribute3".into(), vec!["Legal".into()]);
-    let third = apply_import(&mut tenant, &[changed.clone()]);
+    let third = apply_import(&mut tenant, &[changed.clone()], ImportOptions::default());
     assert_eq!(third.updated, 1);
     assert_eq!(tenant.users.len(), 1);
     let mb = tenant.mailboxes.values().next().unwrap().clone();
@@ -121,7 +121,7 @@ fn reimport_updates_by_anchor_and_respects_cloud_managed() {
     changed
         .attrs
         .insert("extensionAttribute3".into(), vec!["Ignored".into()]);
-    apply_import(&mut tenant, &[changed]);
+    apply_import(&mut tenant, &[changed], ImportOptions::default());
     assert_eq!(
         tenant.mailboxes.values().next().unwrap().custom_attributes[2],
         "Legal"
@@ -137,7 +137,7 @@ fn sid_rejects_truncated_bytes() {
 #[test]
 fn duplicate_addresses_are_quarantined_not_fatal() {
     let mut tenant = Tenant::default();
-    apply_import(&mut tenant, &[entry()]);
+    apply_import(&mut tenant, &[entry()], ImportOptions::default());
     let mut twin = entry();
     twin.dn = "CN=Jane Doe,OU=Staff,DC=corp,DC=example,DC=com".into();
     twin.bin_attrs.insert(
@@ -157,7 +157,7 @@ fn duplicate_addresses_are_quarantined_not_fatal() {
             "smtp:jane@example.com".into(),
         ],
     );
-    let summary = apply_import(&mut tenant, &[twin]);
+    let summary = apply_import(&mut tenant, &[twin], ImportOptions::default());
     assert_eq!(summary.created, 1, "{summary:?}");
     assert_eq!(summary.quarantined.len(), 1);
     let jane = tenant
@@ -169,6 +169,118 @@ fn duplicate_addresses_are_quarantined_not_fatal() {
         vec!["SMTP:jane@example.com"]
     );
     // Re-importing the first user does not quarantine its own addresses.
-    let again = apply_import(&mut tenant, &[entry()]);
+    let again = apply_import(&mut tenant, &[entry()], ImportOptions::default());
     assert!(again.quarantined.is_empty(), "{again:?}");
+}
+
+#[test]
+fn cloud_managed_import_creates_and_converts_mailboxes() {
+    let cloud = ImportOptions {
+        cloud_managed: true,
+    };
+    let mut tenant = Tenant::default();
+    let mut other = entry();
+    other.dn = "CN=Other,OU=Staff,DC=corp,DC=example,DC=com".into();
+    other.bin_attrs.insert(
+        "objectGUID".into(),
+        vec![(201u8..=216).collect::<Vec<u8>>()],
+    );
+    other.attrs.insert(
+        "userPrincipalName".into(),
+        vec!["other@corp.example.com".into()],
+    );
+    other.attrs.insert(
+        "proxyAddresses".into(),
+        vec!["SMTP:other@example.com".into()],
+    );
+    // John exists already, not cloud-managed; Other is new.
+    apply_import(&mut tenant, &[entry()], ImportOptions::default());
+    let john = tenant
+        .resolve_mailbox("jdoe@corp.example.com")
+        .unwrap()
+        .to_owned();
+    let before = tenant.mailboxes[&john].clone();
+    assert!(!before.is_exchange_cloud_managed);
+
+    let mut changed = entry();
+    changed
+        .attrs
+        .insert("extensionAttribute3".into(), vec!["Legal".into()]);
+    let summary = apply_import(&mut tenant, &[changed.clone(), other.clone()], cloud);
+    assert_eq!(
+        (summary.created, summary.updated, summary.unchanged),
+        (1, 1, 0),
+        "{summary:?}"
+    );
+    let john_now = &tenant.mailboxes[&john];
+    assert!(john_now.is_exchange_cloud_managed);
+    assert_eq!(
+        john_now.custom_attributes[2], "Legal",
+        "AD's values land first"
+    );
+    assert!(john_now.when_changed > before.when_changed);
+    let other_guid = tenant.resolve_mailbox("other@example.com").unwrap();
+    assert!(tenant.mailboxes[other_guid].is_exchange_cloud_managed);
+
+    // From now on the cloud masters the Exchange attributes: AD's change is not applied.
+    changed
+        .attrs
+        .insert("extensionAttribute3".into(), vec!["Ignored".into()]);
+    let again = apply_import(&mut tenant, &[changed, other], cloud);
+    assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 2));
+    assert_eq!(tenant.mailboxes[&john].custom_attributes[2], "Legal");
+}
+
+#[test]
+fn import_of_many_users_is_linear() {
+    let users = |from: u32, count: u32| -> Vec<AdEntry> {
+        (from..from + count)
+            .map(|n| {
+                let mut e = entry();
+                e.dn = format!("CN=User {n},OU=Staff,DC=corp,DC=example,DC=com");
+                let mut guid = [0u8; 16];
+                guid[..4].copy_from_slice(&n.to_be_bytes());
+                e.bin_attrs.insert("objectGUID".into(), vec![guid.to_vec()]);
+                e.attrs.insert(
+                    "userPrincipalName".into(),
+                    vec![format!("u{n}@corp.example.com")],
+                );
+                e.attrs
+                    .insert("sAMAccountName".into(), vec![format!("u{n}")]);
+                e.attrs.insert(
+                    "proxyAddresses".into(),
+                    vec![
+                        format!("SMTP:u{n}@example.com"),
+                        format!("smtp:u{n}@corp.example.com"),
+                    ],
+                );
+                e
+            })
+            .collect()
+    };
+    let cloud = ImportOptions {
+        cloud_managed: true,
+    };
+    let mut tenant = Tenant::default();
+    let small = std::time::Instant::now();
+    let summary = apply_import(&mut tenant, &users(0, 1_000), cloud);
+    let small = small.elapsed();
+    assert_eq!(summary.created, 1_000, "{:?}", summary.errors.first());
+    let large = std::time::Instant::now();
+    let summary = apply_import(&mut tenant, &users(1_000, 10_000), cloud);
+    let large = large.elapsed();
+    assert_eq!(summary.created, 10_000, "{:?}", summary.errors.first());
+    assert!(summary.quarantined.is_empty());
+    assert_eq!(
+        tenant
+            .mailboxes
+            .values()
+            .filter(|m| m.is_exchange_cloud_managed)
+            .count(),
+        11_000
+    );
+    // Ten times the users into a tenant eleven times the size: a quadratic step would take
+    // ~100x as long; linear work takes ~10x. The bound leaves room for a noisy machine.
+    println!("import: 1,000 users in {small:?}, 10,000 more in {large:?}");
+    assert!(large < small * 40, "{small:?} vs {large:?}");
 }

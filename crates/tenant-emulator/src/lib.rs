@@ -4,6 +4,8 @@
 //! control API for tests (see README.md).
 
 pub mod auth;
+pub mod bench;
+mod change_index;
 pub mod clock;
 mod control;
 pub mod error;

@@ -37,6 +37,10 @@ enum Command {
         /// users/delta default page size.
         #[arg(long, default_value_t = 100)]
         graph_page_size: usize,
+        /// Keep the tenant in memory only: never write tenant.json (certificates, the app's
+        /// files and emulator.json are still written). For benchmarks of large tenants.
+        #[arg(long)]
+        no_persist: bool,
     },
     /// Import AD users into the tenant kept in --state-dir (the emulator must not be serving that
     /// dir at the same time; against a running one use POST /_emulator/import-ad).
@@ -49,6 +53,9 @@ enum Command {
         state_dir: PathBuf,
         #[arg(long, default_value = "contoso.onmicrosoft.com")]
         tenant: String,
+        /// Make every imported mailbox cloud-managed (IsExchangeCloudManaged = true).
+        #[arg(long)]
+        cloud_managed: bool,
     },
 }
 
@@ -83,6 +90,7 @@ async fn run(cli: Cli) -> Result<(), tenant_emulator::EmulatorError> {
             mailboxes,
             token_lifetime,
             graph_page_size,
+            no_persist,
         } => {
             if !bind.ip().is_loopback() {
                 eprintln!("warning: {bind} is not a loopback address; the control API is protected only by its token");
@@ -93,6 +101,7 @@ async fn run(cli: Cli) -> Result<(), tenant_emulator::EmulatorError> {
             config.synthetic_mailboxes = mailboxes;
             config.token_lifetime = Duration::from_secs(token_lifetime);
             config.graph_page_size = graph_page_size;
+            config.persist = !no_persist;
             let started = std::time::Instant::now();
             let emulator = RunningEmulator::start(config).await?;
             let (cert, key) = emulator.client_cert_paths();
@@ -117,7 +126,11 @@ async fn run(cli: Cli) -> Result<(), tenant_emulator::EmulatorError> {
             );
             wait_for_signal().await;
             emulator.shutdown().await;
-            println!("stopped; tenant saved in {}", dir.display());
+            if no_persist {
+                println!("stopped; the tenant was not saved (--no-persist)");
+            } else {
+                println!("stopped; tenant saved in {}", dir.display());
+            }
             Ok(())
         }
         Command::ImportAd {
@@ -125,11 +138,13 @@ async fn run(cli: Cli) -> Result<(), tenant_emulator::EmulatorError> {
             ou,
             state_dir,
             tenant,
+            cloud_managed,
         } => {
             let mut config = EmulatorConfig::new(state_dir);
             config.tenant_id = tenant;
             let emulator = RunningEmulator::start(config).await?;
-            let result = emulator.import_ad(&env, ou.as_deref()).await;
+            let options = tenant_emulator::import::ImportOptions { cloud_managed };
+            let result = emulator.import_ad(&env, ou.as_deref(), options).await;
             emulator.shutdown().await;
             let summary = result?;
             println!(

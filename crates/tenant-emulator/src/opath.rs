@@ -129,6 +129,16 @@ pub enum Expr {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiteralValue(Literal);
 
+impl LiteralValue {
+    /// The instant (ticks) of a date value.
+    pub fn as_date(&self) -> Option<i64> {
+        match self.0 {
+            Literal::Date(ticks) => Some(ticks),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
     Open,

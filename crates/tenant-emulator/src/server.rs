@@ -171,6 +171,7 @@ impl RunningEmulator {
             delta_token_lifetime_secs: AtomicU64::new(config.delta_token_lifetime.as_secs()),
             config: config.clone(),
             control_token,
+            token_keys: crate::auth::TokenKeys::new(&tenant),
             tenant: RwLock::new(tenant),
             faults: Mutex::new(FaultStore::default()),
             stats: Mutex::new(Stats::default()),
@@ -250,9 +251,10 @@ impl RunningEmulator {
         &self,
         env_file: &std::path::Path,
         ou: Option<&str>,
+        options: crate::import::ImportOptions,
     ) -> Result<crate::import::ImportSummary, EmulatorError> {
         let entries = crate::import::read_ad(env_file, ou).await?;
-        let summary = crate::import::apply_import(&mut self.shared.write(), &entries);
+        let summary = crate::import::apply_import(&mut self.shared.write(), &entries, options);
         Ok(summary)
     }
 
@@ -300,6 +302,11 @@ async fn accept_loop(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        // Without this, Nagle holds back the tail of a multi-segment response until the client's
+        // delayed ACK (~40 ms on Linux): that, not the work, was most of a page's cost.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set: {e}");
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         let mut stop = stop.clone();

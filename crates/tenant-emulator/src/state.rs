@@ -41,6 +41,11 @@ pub struct EmulatorConfig {
     pub exchange_page_size: usize,
     /// Quiet time before a mutation is written to disk.
     pub save_debounce: Duration,
+    /// Write `tenant.json` (debounced after changes, at shutdown, on `/_emulator/save`). `false`
+    /// (`serve --no-persist`): the tenant lives in memory only, so a stream of changes to a large
+    /// tenant does not keep a core busy re-serialising it; certificates, the app's files and
+    /// `emulator.json` are still written.
+    pub persist: bool,
 }
 
 impl EmulatorConfig {
@@ -55,6 +60,7 @@ impl EmulatorConfig {
             graph_page_size: 100,
             exchange_page_size: 1000,
             save_debounce: Duration::from_millis(200),
+            persist: true,
         }
     }
 }
@@ -73,6 +79,7 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub config: EmulatorConfig,
     pub control_token: String,
+    pub token_keys: crate::auth::TokenKeys,
     pub tenant: RwLock<Tenant>,
     pub faults: Mutex<FaultStore>,
     pub stats: Mutex<Stats>,
@@ -115,9 +122,9 @@ impl Shared {
         self.delta_token_lifetime_secs.load(Ordering::SeqCst)
     }
 
-    /// Writes the tenant now if anything changed since the last save.
+    /// Writes the tenant now if anything changed since the last save (never without `persist`).
     pub async fn save_if_unsaved(self: &std::sync::Arc<Self>) -> Result<(), EmulatorError> {
-        if !self.unsaved.swap(false, Ordering::SeqCst) {
+        if !self.unsaved.swap(false, Ordering::SeqCst) || !self.config.persist {
             return Ok(());
         }
         let shared = std::sync::Arc::clone(self);
@@ -142,6 +149,9 @@ pub(crate) async fn run_saver(
     shared: std::sync::Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    if !shared.config.persist {
+        return;
+    }
     loop {
         tokio::select! {
             _ = shared.dirty.notified() => {}

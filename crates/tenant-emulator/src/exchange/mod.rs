@@ -8,6 +8,7 @@
 // `Result<_, Response>` is the natural type here despite Response's size.
 #![allow(clippy::result_large_err)]
 
+pub mod candidates;
 pub mod errors;
 pub mod mailbox_json;
 pub mod set_mailbox;
@@ -21,7 +22,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::auth::{check_bearer, Resource};
 use crate::clock::now_unix_seconds;
@@ -72,32 +73,50 @@ pub(crate) fn tenant_domain(shared: &Shared) -> String {
     }
 }
 
-/// The success envelope every cmdlet answer uses.
-pub(crate) fn envelope(
+/// The success envelope every cmdlet answer uses. Field order = the byte order of the names,
+/// as Exchange's JSON (and this emulator's earlier map-based answers) have it.
+#[derive(Serialize)]
+struct Envelope<'a, V> {
+    #[serde(rename = "@adminapi.warnings")]
+    warnings: &'a [String],
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<&'a str>,
+    #[serde(rename = "adminapi.warnings@odata.type")]
+    warnings_type: &'static str,
+    value: V,
+}
+
+/// Answers with the envelope around `value` (a list), encoded in one pass.
+pub(crate) fn envelope<V: Serialize>(
     shared: &Shared,
     tenant: &str,
-    value: Vec<Value>,
+    value: V,
     warnings: Vec<String>,
     next_link: Option<String>,
 ) -> Response {
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        Value::String(format!(
+    let body = Envelope {
+        warnings: &warnings,
+        context: format!(
             "{}/adminapi/beta/{tenant}/$metadata#Collection(Exchange.GenericHashTable)",
             shared.base_url
-        )),
-    );
-    body.insert(
-        "adminapi.warnings@odata.type".into(),
-        Value::String("#Collection(String)".into()),
-    );
-    body.insert("@adminapi.warnings".into(), json!(warnings));
-    if let Some(link) = next_link {
-        body.insert("@odata.nextLink".into(), Value::String(link));
-    }
-    body.insert("value".into(), Value::Array(value));
-    let mut response = axum::Json(Value::Object(body)).into_response();
+        ),
+        next_link: next_link.as_deref(),
+        warnings_type: "#Collection(String)",
+        value,
+    };
+    let bytes = match serde_json::to_vec(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode the answer: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -326,7 +345,10 @@ fn get_mailbox(
             Some(m) => envelope(
                 shared,
                 tenant_segment,
-                vec![mailbox_json::mailbox_json(m, &domain)],
+                [mailbox_json::MailboxJson {
+                    mailbox: m,
+                    tenant_domain: &domain,
+                }],
                 Vec::new(),
                 None,
             ),
@@ -348,18 +370,11 @@ fn get_mailbox(
         shared.stats().faults_injected += 1;
         limit = (limit / 2).max(1);
     }
-    let lower = match &page {
-        Some(p) => std::ops::Bound::Excluded(p.after.clone()),
-        None => std::ops::Bound::Unbounded,
-    };
+    let after = page.as_ref().map(|p| p.after.as_str());
     let mut value = Vec::new();
     let mut last = None;
     let mut more = false;
-    for mailbox in tenant
-        .mailboxes
-        .range((lower, std::ops::Bound::Unbounded))
-        .map(|(_, m)| m)
-    {
+    for mailbox in candidates::candidates(&tenant, filter.as_ref(), after, limit) {
         let keep = filter.as_ref().is_none_or(|f| f.matches(mailbox))
             && (type_filter.is_empty()
                 || type_filter
@@ -382,10 +397,12 @@ fn get_mailbox(
             more = true;
             break;
         }
-        value.push(mailbox_json::mailbox_json(mailbox, &domain));
+        value.push(mailbox_json::MailboxJson {
+            mailbox,
+            tenant_domain: &domain,
+        });
         last = Some(mailbox.guid.clone());
     }
-    drop(tenant);
     let returned = returned_before + u64::try_from(value.len()).unwrap_or(0);
     let result_size_reached = result_size.is_some_and(|r| returned >= r);
     let mut warnings = Vec::new();
@@ -409,5 +426,8 @@ fn get_mailbox(
             token.encode()
         ));
     }
-    envelope(shared, tenant_segment, value, warnings, next_link)
+    // Encoded while the read lock is held: the page borrows the mailboxes instead of copying them.
+    let response = envelope(shared, tenant_segment, value, warnings, next_link);
+    drop(tenant);
+    response
 }

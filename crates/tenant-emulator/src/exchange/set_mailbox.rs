@@ -29,7 +29,7 @@ pub(crate) fn set_mailbox(
     match apply_set_mailbox(&mut tenant, params) {
         Ok(warnings) => {
             drop(tenant);
-            super::envelope(shared, tenant_segment, Vec::new(), warnings, None)
+            super::envelope(shared, tenant_segment, Vec::<Value>::new(), warnings, None)
         }
         Err(response) => response,
     }
@@ -286,7 +286,7 @@ pub(crate) fn apply_set_mailbox(
     let Some(guid) = tenant.resolve_mailbox(&identity).map(str::to_owned) else {
         return Err(not_found(&identity));
     };
-    let Some(original) = tenant.mailboxes.get(&guid).cloned() else {
+    let Some(original) = tenant.mailboxes.get(&guid) else {
         return Err(not_found(&identity));
     };
     let mut mailbox = original.clone();
@@ -359,7 +359,7 @@ pub(crate) fn apply_set_mailbox(
         apply_windows_email_address(&mut mailbox, value)?;
     }
     validate_addresses(tenant, &mailbox)?;
-    if mailbox == original {
+    if mailbox == *original {
         return Ok(vec![format!(
             "The command completed successfully but no settings of '{}' have been modified.",
             original.name

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code may fail loudly
 
 mod auth;
+mod bench_change;
 mod exchange_get;
 mod exchange_set;
 mod faults;

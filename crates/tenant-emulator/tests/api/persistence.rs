@@ -145,3 +145,97 @@ async fn synthetic_200k_tenant_builds_quickly() {
         started.elapsed()
     );
 }
+
+const FILES_KEPT_WITHOUT_PERSISTENCE: [&str; 8] = [
+    "ca.pem",
+    "server.pem",
+    "server-key.pem",
+    "app-cert.pem",
+    "app-key.pem",
+    "client-secret",
+    "control-token",
+    "emulator.json",
+];
+
+#[tokio::test]
+async fn without_persistence_tenant_json_is_never_written() {
+    let h = Harness::start_with(3, |c| {
+        c.persist = false;
+        c.save_debounce = std::time::Duration::from_millis(20);
+    })
+    .await;
+    let dir = h.emu.state_dir();
+    let x = h.token(EXCHANGE_SCOPE).await;
+    let (status, _) = h
+        .exo(
+            &x,
+            "Set-Mailbox",
+            json!({"Identity": "user000001", "CustomAttribute4": "memory only"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = h.control(Method::POST, "/_emulator/save", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, body) = h
+        .exo(&x, "Get-Mailbox", json!({"Identity": "user000001"}), None)
+        .await;
+    assert_eq!(body["value"][0]["CustomAttribute4"], "memory only");
+    let Harness { emu, _dir, .. } = h;
+    emu.shutdown().await;
+    assert!(!dir.join("tenant.json").exists());
+    for file in FILES_KEPT_WITHOUT_PERSISTENCE {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+}
+
+#[test]
+fn serve_no_persist_flag_serves_and_stops_without_saving() {
+    use std::io::BufRead;
+    let dir = TempDir::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenant-emulator"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--mailboxes",
+            "2",
+            "--no-persist",
+        ])
+        .arg("--state-dir")
+        .arg(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("control token:");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        banner.iter().any(|l| l.starts_with("base URL:")),
+        "{banner:?}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.iter().any(|l| l.contains("not saved (--no-persist)")),
+        "{rest:?}"
+    );
+    assert!(!dir.0.join("tenant.json").exists());
+    for file in FILES_KEPT_WITHOUT_PERSISTENCE {
+        assert!(dir.0.join(file).exists(), "{file}");
+    }
+}
