@@ -82,15 +82,15 @@ impl<S: StateStore + ?Sized> Engine<S> {
         } else {
             choose_pass(previous, self.last_full_pass()?, OffsetDateTime::now_utc(), self.full_pass_interval)
         };
-        // A full pass reads the whole scope in one paged search while the anchors refresh.
-        let (refreshed, snapshot) = tokio::join!(self.refresh_anchors(), async {
-            match kind {
-                PassKind::Full => self.load_snapshot().await.map(Some),
-                PassKind::Incremental { .. } => Ok(None),
-            }
-        });
-        refreshed?;
-        let snapshot = snapshot?;
+        self.refresh_anchors().await?;
+        // A full pass reads the whole scope first, in one search. Not while the anchors
+        // refresh: the LDAP client buffers whatever the DC sends faster than it is consumed,
+        // so the scan gets the task to itself (it consumes several times faster than a DC
+        // sends, and memory stays flat).
+        let snapshot = match kind {
+            PassKind::Full => Some(self.load_snapshot().await?),
+            PassKind::Incremental { .. } => None,
+        };
         let cycle = if options.dry_run { None } else { Some(self.store.begin_cycle(now)?) };
         if let Some(cycle) = cycle {
             self.store.clear_stale_stages(Some(cycle))?;
