@@ -114,6 +114,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             }
             self.store.record_outcomes(&outcomes, now_ms())?;
             let mut succeeded: Vec<String> = Vec::with_capacity(finals.len());
+            let mut synced: Vec<(String, String)> = Vec::with_capacity(finals.len());
             for (final_state, write) in finals {
                 let mut report = ObjectReport {
                     cloud_id: write.cloud_id.clone(),
@@ -126,10 +127,12 @@ impl<S: StateStore + ?Sized> Engine<S> {
                         summary.applied += 1;
                         report.changes = mods;
                         succeeded.push(write.cloud_id.clone());
+                        synced.extend(write.mailbox.when_changed_utc.clone().map(|v| (write.cloud_id.clone(), v)));
                     }
                     Final::InSync => {
                         report.status = "in_sync".into();
                         succeeded.push(write.cloud_id.clone());
+                        synced.extend(write.mailbox.when_changed_utc.clone().map(|v| (write.cloud_id.clone(), v)));
                     }
                     Final::Failed(error) => {
                         summary.failed += 1;
@@ -146,6 +149,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
             }
             let succeeded: Vec<&str> = succeeded.iter().map(String::as_str).collect();
             self.store.clear_failures(&succeeded)?;
+            let synced: Vec<(&str, &str)> = synced.iter().map(|(id, v)| (id.as_str(), v.as_str())).collect();
+            self.store.record_synced(&synced)?;
         }
         Ok(())
     }

@@ -295,6 +295,14 @@ impl<S: StateStore + ?Sized> Engine<S> {
         let mut mailboxes = Vec::with_capacity(items.len());
         for item in items {
             match item {
+                Ok(mailbox) if kind != PassKind::Full && self.already_in_sync(&mailbox)? => {
+                    // An incremental pass lists a window before its watermark again on
+                    // purpose (clock skew, replication lag); a record already written or found
+                    // equal needs no AD read. On-prem drift is what full passes are for.
+                    summary.mailboxes += 1;
+                    summary.in_sync += 1;
+                    sink(&ObjectReport { cloud_id: mailbox.cloud_id, ..ObjectReport::default() });
+                }
                 Ok(mailbox) => mailboxes.push(mailbox),
                 Err(error) => {
                     summary.unreadable += 1;
@@ -312,6 +320,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
         let mut staged = Vec::new();
         let mut cleared: Vec<String> = Vec::new();
+        let mut synced: Vec<(String, String)> = Vec::new();
         for (mailbox, assessment, had_failure) in self.assess_page(mailboxes, snapshot, now).await? {
             summary.mailboxes += 1;
             let mut report = ObjectReport { cloud_id: mailbox.cloud_id.clone(), ..ObjectReport::default() };
@@ -353,6 +362,9 @@ impl<S: StateStore + ?Sized> Engine<S> {
                     if !dry_run && had_failure {
                         cleared.push(mailbox.cloud_id.clone());
                     }
+                    if let (false, Some(version)) = (dry_run, mailbox.when_changed_utc.as_ref()) {
+                        synced.push((mailbox.cloud_id.clone(), version.clone()));
+                    }
                 }
                 Assessment::Skipped(reason) => {
                     summary.skipped += 1;
@@ -391,7 +403,18 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
         let cleared: Vec<&str> = cleared.iter().map(String::as_str).collect();
         self.store.clear_failures(&cleared)?;
+        let synced: Vec<(&str, &str)> = synced.iter().map(|(id, v)| (id.as_str(), v.as_str())).collect();
+        self.store.record_synced(&synced)?;
         Ok(())
+    }
+
+    /// The mailbox's record is the very one last seen in sync, and it is not in the error queue.
+    fn already_in_sync(&self, mailbox: &Mailbox) -> Result<bool, EngineError> {
+        let Some(version) = mailbox.when_changed_utc.as_deref() else { return Ok(false) };
+        if self.store.synced_version(&mailbox.cloud_id)?.as_deref() != Some(version) {
+            return Ok(false);
+        }
+        Ok(self.store.failure(&mailbox.cloud_id)?.is_none())
     }
 
     /// An approved held plan whose size covers this cycle's.

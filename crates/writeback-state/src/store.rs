@@ -142,6 +142,13 @@ pub trait StateStore: Send + Sync {
     /// Forgets the mailbox's failures (it succeeded). Does nothing if there were none.
     fn clear_failure(&self, cloud_id: &str) -> Result<()>;
 
+    /// The cloud record (its WhenChangedUTC) the mailbox was last seen in sync with: applied,
+    /// or found already equal. Forgotten when the mailbox's join is removed or moves.
+    fn synced_version(&self, cloud_id: &str) -> Result<Option<String>>;
+
+    /// Remembers, per mailbox, the cloud record now in sync in AD (`(cloud_id, WhenChangedUTC)`).
+    fn record_synced(&self, records: &[(&str, &str)]) -> Result<()>;
+
     /// [`StateStore::clear_failure`] for many mailboxes in one transaction.
     fn clear_failures(&self, cloud_ids: &[&str]) -> Result<()>;
 

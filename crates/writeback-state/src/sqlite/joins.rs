@@ -60,6 +60,27 @@ pub(super) fn remove(tx: &Transaction<'_>, cloud_id: &str) -> Result<bool> {
 fn forget_last_written(tx: &Transaction<'_>, cloud_id: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM last_written WHERE cloud_id = ?1")?
         .execute([cloud_id])?;
+    // What was in sync with another object says nothing about the new one.
+    tx.prepare_cached("DELETE FROM synced WHERE cloud_id = ?1")?
+        .execute([cloud_id])?;
+    Ok(())
+}
+
+pub(super) fn synced_version(conn: &Connection, cloud_id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT when_changed FROM synced WHERE cloud_id = ?1")?
+        .query_row([cloud_id], |row| row.get(0))
+        .optional()?)
+}
+
+pub(super) fn record_synced(tx: &Transaction<'_>, records: &[(&str, &str)]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO synced (cloud_id, when_changed) VALUES (?1, ?2)
+         ON CONFLICT (cloud_id) DO UPDATE SET when_changed = excluded.when_changed",
+    )?;
+    for (cloud_id, when_changed) in records {
+        stmt.execute([cloud_id, when_changed])?;
+    }
     Ok(())
 }
 

@@ -333,6 +333,17 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn synced_version(&self, cloud_id: &str) -> Result<Option<String>> {
+        self.read(|conn| joins::synced_version(conn, cloud_id))
+    }
+
+    fn record_synced(&self, records: &[(&str, &str)]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| joins::record_synced(tx, records))
+    }
+
     fn clear_failures(&self, cloud_ids: &[&str]) -> Result<()> {
         if cloud_ids.is_empty() {
             return Ok(());
