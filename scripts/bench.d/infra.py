@@ -9,6 +9,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -69,17 +70,25 @@ class Children:
         self.procs = []
 
 
-def run_timed(argv, stdout=subprocess.DEVNULL, stderr=None, env=None, cwd=None):
-    """Runs argv to completion. Returns (seconds, returncode, rusage) with the child's own
-    rusage from wait4 (ru_maxrss in KiB on Linux)."""
+def run_timed(argv, stdout=subprocess.DEVNULL, stderr=None, env=None, cwd=None, stop_after=None):
+    """Runs argv to completion (or, with stop_after, SIGTERMs it after that many seconds and waits for it
+    to stop). Returns (seconds, returncode, rusage) with the child's own rusage from wait4 (ru_maxrss in
+    KiB on Linux)."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+    timer = None
+    if stop_after is not None:
+        timer = threading.Timer(stop_after, lambda: proc.poll() is None and proc.send_signal(signal.SIGTERM))
+        timer.start()
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
         proc.kill()
         proc.wait()
         raise
+    finally:
+        if timer is not None:
+            timer.cancel()
     seconds = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     return seconds, proc.returncode, usage
