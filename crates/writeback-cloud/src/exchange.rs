@@ -27,8 +27,9 @@ const EXPIRED_PAGINATION: &str = "expired or invalid pagination request";
 pub enum PassKind {
     /// Every cloud-managed mailbox.
     Full,
-    /// Those changed at or after `since` minus the configured overlap.
-    Incremental { since: Watermark },
+    /// Those changed at or after `since`; with `overlap`, at or after `since` minus the
+    /// configured overlap (changes that became visible late: clock skew, replication lag).
+    Incremental { since: Watermark, overlap: bool },
 }
 
 /// Picks the next pass: full when there is no watermark yet or the last full pass is older than
@@ -42,7 +43,7 @@ pub fn choose_pass(
 ) -> PassKind {
     let interval = time::Duration::try_from(full_pass_interval).unwrap_or(time::Duration::MAX);
     match (watermark, last_full_pass) {
-        (Some(since), Some(last)) if now - last < interval => PassKind::Incremental { since },
+        (Some(since), Some(last)) if now - last < interval => PassKind::Incremental { since, overlap: true },
         _ => PassKind::Full,
     }
 }
@@ -111,9 +112,9 @@ impl ExchangeReader {
     pub fn filter(&self, kind: PassKind) -> String {
         match kind {
             PassKind::Full => CLOUD_MANAGED_FILTER.to_string(),
-            PassKind::Incremental { since } => format!(
+            PassKind::Incremental { since, overlap } => format!(
                 "{CLOUD_MANAGED_FILTER} -and WhenChangedUTC -ge '{}'",
-                since.minus(self.overlap).to_filter_literal()
+                if overlap { since.minus(self.overlap) } else { since }.to_filter_literal()
             ),
         }
     }

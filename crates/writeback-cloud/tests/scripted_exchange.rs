@@ -397,24 +397,26 @@ async fn a_401_gets_one_retry_with_a_new_token() {
 }
 
 #[tokio::test]
-async fn incremental_pass_filters_from_the_watermark_minus_overlap() {
+async fn incremental_pass_filters_from_the_watermark_with_or_without_the_overlap() {
     let (server, readers) = setup().await;
-    server.push(&common::invoke_path(), page(&server, vec![], None, &[]));
     let since = Watermark::parse("2024-04-10T08:56:22.7000000Z").expect("mark");
-    let (items, summary) = read(&readers, PassKind::Incremental { since })
-        .await
-        .expect("pass");
-    assert!(items.is_empty());
-    assert_eq!(
-        summary.watermark, None,
-        "nothing seen: keep the old watermark"
-    );
-    let body: Value =
-        serde_json::from_slice(&server.requests(&common::invoke_path())[0].body).expect("json");
-    assert_eq!(
-        body["CmdletInput"]["Parameters"]["Filter"],
-        "IsExchangeCloudManaged -eq 'True' -and WhenChangedUTC -ge '2024-04-10T08:51:22Z'"
-    );
+    for (overlap, from) in [(true, "2024-04-10T08:51:22Z"), (false, "2024-04-10T08:56:22Z")] {
+        server.push(&common::invoke_path(), page(&server, vec![], None, &[]));
+        let (items, summary) = read(&readers, PassKind::Incremental { since, overlap })
+            .await
+            .expect("pass");
+        assert!(items.is_empty());
+        assert_eq!(
+            summary.watermark, None,
+            "nothing seen: keep the old watermark"
+        );
+        let requests = server.requests(&common::invoke_path());
+        let body: Value = serde_json::from_slice(&requests.last().expect("a request").body).expect("json");
+        assert_eq!(
+            body["CmdletInput"]["Parameters"]["Filter"],
+            format!("IsExchangeCloudManaged -eq 'True' -and WhenChangedUTC -ge '{from}'")
+        );
+    }
 }
 
 #[test]
@@ -431,7 +433,8 @@ fn full_pass_when_no_watermark_or_the_last_full_pass_is_old() {
     assert_eq!(
         choose_pass(mark, Some(now - time::Duration::hours(23)), now, day),
         PassKind::Incremental {
-            since: mark.expect("mark")
+            since: mark.expect("mark"),
+            overlap: true
         }
     );
 }

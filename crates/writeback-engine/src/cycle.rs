@@ -25,6 +25,8 @@ pub const WATERMARK_LAST_FULL_PASS: &str = "exchange.last_full_pass";
 
 /// Mailboxes matched and read concurrently while planning a page.
 const PLAN_CONCURRENCY: usize = 16;
+/// How often an incremental pass re-reads the watermark's overlap window.
+const CATCH_UP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Objects of a held plan kept for the operator's review.
 const HELD_PLAN_OBJECTS: usize = 5000;
 /// Due retries looked up one by one per cycle at most (the rest wait for the next cycle).
@@ -80,7 +82,10 @@ impl<S: StateStore + ?Sized> Engine<S> {
         let kind = if options.full {
             PassKind::Full
         } else {
-            choose_pass(previous, self.last_full_pass()?, OffsetDateTime::now_utc(), self.full_pass_interval)
+            match choose_pass(previous, self.last_full_pass()?, OffsetDateTime::now_utc(), self.full_pass_interval) {
+                PassKind::Incremental { since, .. } => PassKind::Incremental { since, overlap: self.catch_up_due() },
+                PassKind::Full => PassKind::Full,
+            }
         };
         self.refresh_anchors().await?;
         // A full pass reads the whole scope first, in one search. Not while the anchors
@@ -406,6 +411,19 @@ impl<S: StateStore + ?Sized> Engine<S> {
         let synced: Vec<(&str, &str)> = synced.iter().map(|(id, v)| (id.as_str(), v.as_str())).collect();
         self.store.record_synced(&synced)?;
         Ok(())
+    }
+
+    /// Whether this incremental pass also re-reads the overlap window before the watermark
+    /// (changes that became visible late). Not every poll: after a mass change that window
+    /// holds every changed mailbox for as long as the overlap lasts, and listing them all each
+    /// poll would hold back the new changes. Once a minute, and on the first poll.
+    fn catch_up_due(&self) -> bool {
+        let Ok(mut last) = self.last_catch_up.lock() else { return true };
+        let due = last.is_none_or(|at| at.elapsed() >= CATCH_UP_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
     }
 
     /// The mailbox's record is the very one last seen in sync, and it is not in the error queue.

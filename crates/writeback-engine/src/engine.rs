@@ -48,6 +48,8 @@ pub struct Engine<S: StateStore + ?Sized> {
     /// Held for a whole users/delta round, so two rounds never interleave their pages.
     pub(crate) anchor_round: Mutex<()>,
     pub(crate) before_apply: std::sync::Mutex<Option<BeforeApplyHook>>,
+    /// When an incremental pass last re-read the watermark's overlap window.
+    pub(crate) last_catch_up: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Unix milliseconds now: the engine is the one place with a clock.
@@ -74,6 +76,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             full_pass_interval,
             anchor_round: Mutex::new(()),
             before_apply: std::sync::Mutex::new(None),
+            last_catch_up: std::sync::Mutex::new(None),
         }
     }
 
