@@ -30,7 +30,7 @@ pub struct AdConfig {
     pub base_dn: String,
     /// Only objects under these DNs may be matched/written (empty = the whole base).
     pub scope: Vec<String>,
-    /// Connections kept open; Samba serialises writes, so a few are enough.
+    /// Connections kept open: writes are pipelined over one, reads use the others.
     pub pool_size: usize,
     /// Per-request timeout. A modify that times out has an unknown outcome.
     pub timeout: Duration,

@@ -32,7 +32,7 @@ impl AdDirectory {
         }
         ensure_writable(mods)?;
         let request: Vec<Mod<String>> = mods.iter().map(to_ldap_mod).collect();
-        let mut ldap = self.ldap().await?;
+        let mut ldap = self.pool.get_for_writes().await?;
         let result = ldap
             .with_timeout(self.config.timeout)
             .modify(&target.guid_dn(), request)
