@@ -33,8 +33,6 @@ pub struct RootDse {
 pub struct AdDirectory {
     pub(crate) config: Arc<AdConfig>,
     pub(crate) pool: Pool,
-    /// Set once the DC refused an unpaged scan: later scans go paged straight away.
-    paged_only: std::sync::atomic::AtomicBool,
 }
 
 impl AdDirectory {
@@ -42,7 +40,7 @@ impl AdDirectory {
     pub async fn connect(config: AdConfig) -> Result<Self, AdError> {
         let config = Arc::new(config);
         let pool = Pool::open(config.clone()).await?;
-        Ok(AdDirectory { config, pool, paged_only: std::sync::atomic::AtomicBool::new(false) })
+        Ok(AdDirectory { config, pool })
     }
 
     pub fn config(&self) -> &AdConfig {
@@ -211,49 +209,24 @@ impl AdDirectory {
         F: FnMut(AdUser) -> Result<(), E>,
         E: From<AdError>,
     {
-        let (count, status) = self.stream_users(base, filter, true, &mut visit).await?;
+        let (count, status) = self.stream_users(base, filter, &mut visit).await?;
         status.map_err(E::from)?;
         Ok(count)
     }
 
-    /// Reads every user under `base` like [`AdDirectory::for_each_user`], as one unpaged
-    /// search where the DC allows it. Samba serves a paged search about three times slower
-    /// than the same search unpaged (each page looks its entries up again); Windows DCs cap
-    /// unpaged searches at MaxPageSize (sizeLimitExceeded) or MaxQueryDuration, and then the
-    /// scan starts over paged, and stays paged for this connection's later scans. So `visit`
-    /// may see an entry twice and must not mind. Entries are still handled as they arrive.
-    pub async fn scan_users<F, E>(&self, base: &str, filter: &str, mut visit: F) -> Result<u64, E>
-    where
-        F: FnMut(AdUser) -> Result<(), E>,
-        E: From<AdError>,
-    {
-        if !self.paged_only.load(std::sync::atomic::Ordering::Relaxed) {
-            let (count, status) = self.stream_users(base, filter, false, &mut visit).await?;
-            match status {
-                Ok(()) => return Ok(count),
-                Err(e) if is_search_limit(&e) => {
-                    tracing::info!(after = count, error = %e, "the DC limits unpaged searches; scanning again with paged results");
-                    self.paged_only.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(other) => return Err(E::from(other)),
-            }
-        }
-        self.for_each_user(base, filter, visit).await
-    }
-
-    /// One subtree search, paged or not; the count of entries visited and the search's own
-    /// result (a transport or parse failure, or `visit`'s error, is the outer error).
-    async fn stream_users<F, E>(&self, base: &str, filter: &str, paged: bool, visit: &mut F) -> Result<(u64, Result<(), AdError>), E>
+    /// One paged subtree search; the count of entries visited and the search's own result (a
+    /// transport or parse failure, or `visit`'s error, is the outer error).
+    async fn stream_users<F, E>(&self, base: &str, filter: &str, visit: &mut F) -> Result<(u64, Result<(), AdError>), E>
     where
         F: FnMut(AdUser) -> Result<(), E>,
         E: From<AdError>,
     {
         let mut ldap = self.ldap().await?;
         let attrs = read_attributes();
-        let mut adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new())];
-        if paged {
-            adapters.push(Box::new(PagedResults::new(self.config.page_size)));
-        }
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(self.config.page_size)),
+        ];
         let mut stream = ldap
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
             .await
@@ -328,12 +301,6 @@ impl AdDirectory {
     }
 }
 
-/// timeLimitExceeded, sizeLimitExceeded, adminLimitExceeded: a DC's limits on one search
-/// (MaxQueryDuration, MaxPageSize), which paged results get around.
-fn is_search_limit(error: &AdError) -> bool {
-    matches!(error, AdError::Ldap { code: 3 | 4 | 11, .. })
-}
-
 /// A DN hint comes from the cloud: refuse the extended forms (`<GUID=...>`, `<SID=...>`)
 /// that would turn a hint into a lookup by another key, and anything that is not a DN.
 fn validate_dn_hint(dn: &str) -> Result<(), AdError> {
@@ -353,20 +320,7 @@ pub(crate) fn transport(operation: &'static str, error: LdapError) -> AdError {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_search_limit, validate_dn_hint};
-    use crate::AdError;
-
-    #[test]
-    fn only_the_dcs_search_limits_make_a_scan_start_over_paged() {
-        let ldap = |code| AdError::Ldap { operation: "search", code, message: String::new() };
-        for code in [3, 4, 11] {
-            assert!(is_search_limit(&ldap(code)), "{code}");
-        }
-        for code in [1, 32, 50, 53] {
-            assert!(!is_search_limit(&ldap(code)), "{code}");
-        }
-        assert!(!is_search_limit(&AdError::Transport { operation: "search", reason: "closed".into() }));
-    }
+    use super::validate_dn_hint;
 
     #[test]
     fn dn_hints_in_extended_form_are_refused() {

@@ -2,7 +2,7 @@
 //!
 //! A full pass looks at every cloud-managed mailbox. Reading each one's AD object with its own
 //! search costs a round trip per mailbox; instead the pass starts with one paged search of
-//! the scope (a round trip per thousand objects, while the Graph anchors are refreshed), kept
+//! the scope (a round trip per thousand objects, after the Graph anchors are refreshed), kept
 //! in a [`ScopeSnapshot`] on disk, and every mailbox's object is then looked up locally.
 //!
 //! Only the common, unambiguous cases are decided from the snapshot: a remembered join whose
@@ -175,8 +175,11 @@ impl<S: StateStore + ?Sized> Engine<S> {
             let mut batch: Vec<SnapshotRow> = Vec::with_capacity(SNAPSHOT_BATCH);
             total += self
                 .dir
-                // An entry seen twice (a scan started over paged) is stored once.
-                .scan_users(&base, SNAPSHOT_FILTER, |user| {
+                // Paged: Samba answers an unpaged search of any size about three times faster,
+                // but it sends the whole result in one burst once it has it, and the LDAP client
+                // buffers what is not consumed yet: memory would grow with the scope (measured:
+                // 266 MiB at 200,000 users). A page at a time keeps it to a page.
+                .for_each_user(&base, SNAPSHOT_FILTER, |user| {
                     batch.push(snapshot_row(&user)?);
                     if batch.len() >= SNAPSHOT_BATCH {
                         snapshot.insert(&batch)?;
