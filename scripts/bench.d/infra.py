@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.parse
 
 import ldif
@@ -72,14 +73,32 @@ class Children:
 
 def run_timed(argv, stdout=subprocess.DEVNULL, stderr=None, env=None, cwd=None, stop_after=None):
     """Runs argv to completion (or, with stop_after, SIGTERMs it after that many seconds and waits for it
-    to stop). Returns (seconds, returncode, rusage) with the child's own rusage from wait4 (ru_maxrss in
-    KiB on Linux)."""
+    to stop). Returns (seconds, returncode, usage): the child's rusage from wait4, except ru_maxrss, which
+    is the child's own peak (VmHWM, KiB) read from /proc every 50 ms. wait4's ru_maxrss is not: Linux
+    carries the forking process's peak across fork and exec, so every child of a big Python process
+    would report at least Python's size."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
     timer = None
     if stop_after is not None:
         timer = threading.Timer(stop_after, lambda: proc.poll() is None and proc.send_signal(signal.SIGTERM))
         timer.start()
+    peak = {"kib": 0}
+    done = threading.Event()
+
+    def watch():
+        path = f"/proc/{proc.pid}/status"
+        while not done.is_set():
+            try:
+                with open(path) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak["kib"] = max(peak["kib"], int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            done.wait(0.05)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
@@ -87,10 +106,13 @@ def run_timed(argv, stdout=subprocess.DEVNULL, stderr=None, env=None, cwd=None, 
         proc.wait()
         raise
     finally:
+        done.set()
         if timer is not None:
             timer.cancel()
+    watcher.join()
     seconds = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
+    usage = types.SimpleNamespace(ru_maxrss=peak["kib"], ru_utime=usage.ru_utime, ru_stime=usage.ru_stime)
     return seconds, proc.returncode, usage
 
 
