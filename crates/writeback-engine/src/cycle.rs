@@ -25,6 +25,8 @@ pub const WATERMARK_LAST_FULL_PASS: &str = "exchange.last_full_pass";
 
 /// Mailboxes matched and read concurrently while planning a page.
 const PLAN_CONCURRENCY: usize = 16;
+/// How far before the watermark a poll between catch-ups starts.
+const FAST_POLL_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often an incremental pass re-reads the watermark's overlap window.
 const CATCH_UP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Objects of a held plan kept for the operator's review.
@@ -83,7 +85,10 @@ impl<S: StateStore + ?Sized> Engine<S> {
             PassKind::Full
         } else {
             match choose_pass(previous, self.last_full_pass()?, OffsetDateTime::now_utc(), self.full_pass_interval) {
-                PassKind::Incremental { since, .. } => PassKind::Incremental { since, overlap: self.catch_up_due() },
+                PassKind::Incremental { since, .. } if self.catch_up_due() => PassKind::Incremental { since, overlap: true },
+                // A few seconds back all the same: two changes committed out of order within
+                // a moment of each other would otherwise wait for the next catch-up.
+                PassKind::Incremental { since, .. } => PassKind::Incremental { since: since.minus(FAST_POLL_OVERLAP), overlap: false },
                 PassKind::Full => PassKind::Full,
             }
         };
