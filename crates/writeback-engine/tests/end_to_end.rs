@@ -147,13 +147,14 @@ async fn one_bad_mailbox_is_quarantined_while_the_others_sync() {
     assert_eq!(first.skipped, 1, "{reports:?}");
     assert_eq!(first.applied, 3, "the others sync");
     assert!(reports.iter().any(|r| r.reason.as_deref() == Some("no_match")));
-    // An incremental pass re-reads the overlap window, which still holds the ghost...
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // The first incremental pass re-reads the overlap window (a catch-up), which still holds
+    // the ghost... (the change below lands well over the 5 s a poll between catch-ups looks back)
+    tokio::time::sleep(std::time::Duration::from_millis(7000)).await;
     let other = world.cloud_ids.keys().next().unwrap().clone();
     world.set_mailbox(&other, json!({"CustomAttribute4": "moves the watermark"})).await;
     let (second, _) = cycle(&engine, false).await;
     assert_eq!(second.skipped, 1);
-    // ...the next one does not: only the retry queue brings the ghost back, by identity.
+    // ...the next poll does not: only the retry queue brings the ghost back, by identity.
     let (third, _) = cycle(&engine, false).await;
     assert_eq!(third.retried, 1, "due retry fetched by identity: {third:?}");
     let failures = engine.store().failures().unwrap();
