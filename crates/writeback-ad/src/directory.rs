@@ -209,18 +209,6 @@ impl AdDirectory {
         F: FnMut(AdUser) -> Result<(), E>,
         E: From<AdError>,
     {
-        let (count, status) = self.stream_users(base, filter, &mut visit).await?;
-        status.map_err(E::from)?;
-        Ok(count)
-    }
-
-    /// One paged subtree search; the count of entries visited and the search's own result (a
-    /// transport or parse failure, or `visit`'s error, is the outer error).
-    async fn stream_users<F, E>(&self, base: &str, filter: &str, visit: &mut F) -> Result<(u64, Result<(), AdError>), E>
-    where
-        F: FnMut(AdUser) -> Result<(), E>,
-        E: From<AdError>,
-    {
         let mut ldap = self.ldap().await?;
         let attrs = read_attributes();
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
@@ -241,11 +229,10 @@ impl AdDirectory {
             count += 1;
         }
         let result = stream.finish().await;
-        let status = match result.rc {
-            0 => Ok(()),
-            code => Err(AdError::Ldap { operation: "search", code, message: result.text }),
-        };
-        Ok((count, status))
+        if result.rc != 0 {
+            return Err(E::from(AdError::Ldap { operation: "search", code: result.rc, message: result.text }));
+        }
+        Ok(count)
     }
 
     pub(crate) async fn search_raw(

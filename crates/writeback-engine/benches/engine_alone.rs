@@ -237,15 +237,7 @@ fn plan_page(
                 report.usn_changed = Some(user.usn_changed);
                 report.changes = mods.clone();
                 report.status = "planned".into();
-                staged.push(StagedWrite {
-                    cloud_id: mailbox.cloud_id.clone(),
-                    object_guid: user.object_guid,
-                    dn: user.dn.clone(),
-                    usn_changed: user.usn_changed,
-                    mods,
-                    before: user.values,
-                    mailbox,
-                });
+                staged.push(writeback_engine::staged_write(mailbox, *user, mods));
             }
             Assessment::InSync { user } => {
                 counts.in_sync += 1;

@@ -356,15 +356,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
                             set.insert(mailbox.cloud_id.clone());
                         }
                     }
-                    staged.push(StagedWrite {
-                        cloud_id: mailbox.cloud_id.clone(),
-                        object_guid: user.object_guid,
-                        dn: user.dn.clone(),
-                        usn_changed: user.usn_changed,
-                        mods,
-                        before: user.values,
-                        mailbox,
-                    });
+                    staged.push(staged_write(mailbox, *user, mods));
                 }
                 Assessment::InSync { user } => {
                     summary.in_sync += 1;
@@ -483,6 +475,20 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
         let plan = serde_json::json!({ "summary": summary, "objects": objects, "objects_omitted": omitted });
         Ok(self.store.hold_plan(cycle, reason, &plan, now_ms())?)
+    }
+}
+
+/// A planned mailbox as the cycle stages it: the object as read, the changes, the cloud record
+/// (kept to re-plan after a conflict).
+pub fn staged_write(mailbox: Mailbox, user: writeback_ad::AdUser, mods: Vec<writeback_core::Modification>) -> StagedWrite {
+    StagedWrite {
+        cloud_id: mailbox.cloud_id.clone(),
+        object_guid: user.object_guid,
+        dn: user.dn,
+        usn_changed: user.usn_changed,
+        mods,
+        before: user.values,
+        mailbox,
     }
 }
 
