@@ -59,25 +59,33 @@ enum Command {
     },
 }
 
-async fn wait_for_signal() {
+/// Listens for SIGINT/SIGTERM from the moment it is called (not from the first poll): a
+/// signal sent right after the banner is printed must stop the server cleanly, not kill it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -102,6 +110,7 @@ async fn run(cli: Cli) -> Result<(), tenant_emulator::EmulatorError> {
             config.token_lifetime = Duration::from_secs(token_lifetime);
             config.graph_page_size = graph_page_size;
             config.persist = !no_persist;
+            let stop = stop_signal();
             let started = std::time::Instant::now();
             let emulator = RunningEmulator::start(config).await?;
             let (cert, key) = emulator.client_cert_paths();
@@ -124,7 +133,7 @@ async fn run(cli: Cli) -> Result<(), tenant_emulator::EmulatorError> {
                 "control token:  {} (file)",
                 dir.join("control-token").display()
             );
-            wait_for_signal().await;
+            stop.await;
             emulator.shutdown().await;
             if no_persist {
                 println!("stopped; the tenant was not saved (--no-persist)");
