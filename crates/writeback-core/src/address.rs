@@ -81,17 +81,7 @@ impl ProxyAddress {
     /// Splits `TYPE:address`. The prefix must be non-empty ASCII letters and digits; the
     /// address may be anything (including empty: the validator decides per type).
     pub fn parse(value: &str) -> Result<ProxyAddress, AddressProblem> {
-        let (prefix, address) = value.split_once(':').ok_or(AddressProblem::MissingPrefix)?;
-        if prefix.is_empty() {
-            return Err(AddressProblem::MissingPrefix);
-        }
-        if !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(AddressProblem::InvalidPrefix);
-        }
-        Ok(ProxyAddress {
-            prefix: prefix.to_owned(),
-            address: address.to_owned(),
-        })
+        ProxyRef::parse(value).map(ProxyRef::to_proxy_address)
     }
 
     /// Primary address of its type: the prefix has no lower-case letter (`SMTP`, `X500`).
@@ -131,6 +121,80 @@ impl ProxyAddress {
     }
 }
 
+/// A proxy address borrowed from its value: [`ProxyAddress`] without the two allocations,
+/// for the planner's hot path. Same parsing, same comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProxyRef<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) address: &'a str,
+    primary: bool,
+}
+
+impl<'a> ProxyRef<'a> {
+    /// See [`ProxyAddress::parse`].
+    pub(crate) fn parse(value: &'a str) -> Result<ProxyRef<'a>, AddressProblem> {
+        // A byte search: prefixes are a few bytes, where `split_once`'s searcher costs more
+        // than it saves. ':' is ASCII, so the split is on a character boundary.
+        let colon = value
+            .bytes()
+            .position(|b| b == b':')
+            .ok_or(AddressProblem::MissingPrefix)?;
+        let (prefix, colon_address) = value
+            .split_at_checked(colon)
+            .ok_or(AddressProblem::MissingPrefix)?;
+        let address = colon_address.strip_prefix(':').unwrap_or(colon_address);
+        if prefix.is_empty() {
+            return Err(AddressProblem::MissingPrefix);
+        }
+        if !prefix.bytes().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(AddressProblem::InvalidPrefix);
+        }
+        Ok(ProxyRef {
+            prefix,
+            address,
+            primary: !prefix.bytes().any(|c| c.is_ascii_lowercase()),
+        })
+    }
+
+    /// See [`ProxyAddress::is_primary`].
+    pub(crate) fn is_primary(&self) -> bool {
+        self.primary
+    }
+
+    pub(crate) fn is_smtp(&self) -> bool {
+        self.prefix.eq_ignore_ascii_case("smtp")
+    }
+
+    /// See [`ProxyAddress::same_address`].
+    pub(crate) fn same_address(&self, other: &ProxyRef<'_>) -> bool {
+        self.prefix.eq_ignore_ascii_case(other.prefix)
+            && eq_ignore_case(self.address, other.address)
+    }
+
+    /// See [`ProxyAddress::same_value`].
+    pub(crate) fn same_value(&self, other: &ProxyRef<'_>) -> bool {
+        self.primary == other.primary && self.same_address(other)
+    }
+
+    /// See [`ProxyAddress::identity_key`].
+    pub(crate) fn identity_key(&self) -> (String, String) {
+        (self.prefix.to_ascii_uppercase(), fold_case(self.address))
+    }
+
+    pub(crate) fn to_proxy_address(self) -> ProxyAddress {
+        ProxyAddress {
+            prefix: self.prefix.to_owned(),
+            address: self.address.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ProxyRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.prefix, self.address)
+    }
+}
+
 impl fmt::Display for ProxyAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.prefix, self.address)
@@ -139,10 +203,9 @@ impl fmt::Display for ProxyAddress {
 
 /// Checks an SMTP address (`local@domain`) as described in the module doc.
 pub fn check_smtp_address(address: &str) -> Result<(), AddressProblem> {
-    const MAX_ADDRESS_OCTETS: usize = 254;
-    const MAX_LOCAL_OCTETS: usize = 64;
-    const MAX_DOMAIN_OCTETS: usize = 255;
-
+    if is_plain_ascii_address(address) {
+        return Ok(());
+    }
     let mut parts = address.split('@');
     let local = parts.next().unwrap_or_default();
     let domain = parts.next().ok_or(AddressProblem::NoAt)?;
@@ -169,6 +232,84 @@ pub fn check_smtp_address(address: &str) -> Result<(), AddressProblem> {
     Ok(())
 }
 
+const MAX_ADDRESS_OCTETS: usize = 254;
+const MAX_LOCAL_OCTETS: usize = 64;
+const MAX_DOMAIN_OCTETS: usize = 255;
+const MAX_LABEL_OCTETS: usize = 63;
+
+/// RFC 5322 atext, the ASCII characters a dot-atom local part is made of (besides '.').
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
+}
+
+/// One pass over the bytes that accepts exactly the all-ASCII addresses
+/// [`check_smtp_address`] accepts, nearly every address there is. Anything else (non-ASCII
+/// included) answers false and goes through the full check, which names the problem.
+fn is_plain_ascii_address(address: &str) -> bool {
+    let bytes = address.as_bytes();
+    let Some(at) = bytes.iter().position(|b| *b == b'@') else {
+        return false;
+    };
+    let (local, at_domain) = bytes.split_at(at);
+    let domain = at_domain.get(1..).unwrap_or_default();
+    if bytes.len() > MAX_ADDRESS_OCTETS
+        || local.is_empty()
+        || local.len() > MAX_LOCAL_OCTETS
+        || domain.is_empty()
+        || domain.len() > MAX_DOMAIN_OCTETS
+    {
+        return false;
+    }
+    // Local part: atext atoms joined by single dots.
+    let mut after_dot = true;
+    for &b in local {
+        if b == b'.' {
+            if after_dot {
+                return false;
+            }
+            after_dot = true;
+        } else if is_atext(b) {
+            after_dot = false;
+        } else {
+            return false;
+        }
+    }
+    if after_dot {
+        return false;
+    }
+    // Domain: two or more labels of letters, digits and inner hyphens; the last not numeric.
+    let mut labels = 0usize;
+    let mut label_len = 0usize;
+    let mut label_numeric = true;
+    let mut previous = b'.';
+    for &b in domain {
+        if b == b'.' {
+            if label_len == 0 || previous == b'-' {
+                return false;
+            }
+            labels += 1;
+            label_len = 0;
+            label_numeric = true;
+        } else if b.is_ascii_alphanumeric() || b == b'-' {
+            if label_len == 0 && b == b'-' {
+                return false;
+            }
+            label_len += 1;
+            if label_len > MAX_LABEL_OCTETS {
+                return false;
+            }
+            label_numeric &= b.is_ascii_digit();
+        } else {
+            return false;
+        }
+        previous = b;
+    }
+    if label_len == 0 || previous == b'-' {
+        return false;
+    }
+    labels + 1 >= 2 && !label_numeric
+}
+
 fn check_local_part(local: &str) -> Result<(), AddressProblem> {
     // RFC 5322 atext, plus any non-ASCII character that is not a space or control (RFC 6531).
     let allowed = |c: char| {
@@ -188,7 +329,6 @@ fn check_local_part(local: &str) -> Result<(), AddressProblem> {
 }
 
 fn check_domain(domain: &str) -> Result<(), AddressProblem> {
-    const MAX_LABEL_OCTETS: usize = 63;
     if domain.starts_with('[') {
         return Err(AddressProblem::DomainLiteralUnsupported);
     }

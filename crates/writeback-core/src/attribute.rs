@@ -177,6 +177,11 @@ impl ManagedAttribute {
             .find(|a| a.ldap_name().eq_ignore_ascii_case(name))
     }
 
+    /// The index in [`ManagedAttribute::ALL`] (which is declaration order).
+    pub(crate) fn position(self) -> usize {
+        self as usize
+    }
+
     /// `extensionAttribute<n>` (Exchange `CustomAttribute<n>`), n in 1..=15.
     pub fn custom_attribute(n: u8) -> Option<Self> {
         let index = usize::from(n.checked_sub(1)?);
@@ -281,6 +286,9 @@ mod tests {
     fn all_and_writable_attributes_agree_in_order() {
         for (attr, name) in ManagedAttribute::ALL.iter().zip(WRITABLE_ATTRIBUTES.iter()) {
             assert_eq!(attr.ldap_name(), *name);
+        }
+        for (i, attr) in ManagedAttribute::ALL.iter().enumerate() {
+            assert_eq!(attr.position(), i, "{attr}");
         }
         let mut sorted = ManagedAttribute::ALL;
         sorted.sort();

@@ -12,33 +12,97 @@
 //! always agree with each other.
 
 use crate::mailbox::Mailbox;
+use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 
 /// The string in Unicode Normalization Form C.
 pub fn nfc(value: &str) -> String {
-    value.nfc().collect()
+    nfc_cow(value).into_owned()
+}
+
+/// The string in Unicode Normalization Form C, borrowed when it already is (ASCII always
+/// is, and so is nearly every string the cloud sends), so the common case copies nothing.
+pub fn nfc_cow(value: &str) -> Cow<'_, str> {
+    if is_nfc(value) {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(value.nfc().collect())
+    }
+}
+
+/// Whether the string is already in NFC, i.e. [`nfc`] would return it unchanged.
+pub fn is_nfc(value: &str) -> bool {
+    value.is_ascii() || unicode_normalization::is_nfc(value)
 }
 
 /// Length as AD counts it: UTF-16 code units.
 pub fn utf16_len(value: &str) -> usize {
-    value.encode_utf16().count()
+    if value.is_ascii() {
+        // One code unit per byte.
+        value.len()
+    } else {
+        value.encode_utf16().count()
+    }
 }
 
 /// Case-insensitive equality (Unicode lower-casing).
 pub fn eq_ignore_case(a: &str, b: &str) -> bool {
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
+    // Only when BOTH are ASCII: some non-ASCII characters lower-case to ASCII (KELVIN SIGN
+    // to 'k'), so one ASCII side says nothing about the other.
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+    }
 }
 
 /// The key under which case-insensitively equal strings collide.
 pub fn fold_case(value: &str) -> String {
-    value.chars().flat_map(char::to_lowercase).collect()
+    if value.is_ascii() {
+        value.to_ascii_lowercase()
+    } else {
+        value.chars().flat_map(char::to_lowercase).collect()
+    }
 }
 
 /// The first control character (Unicode category Cc, which includes NUL, tab, CR, LF).
 pub fn first_control_char(value: &str) -> Option<char> {
-    value.chars().find(|c| c.is_control())
+    if value.is_ascii() {
+        // In ASCII, category Cc is exactly U+0000..=U+001F and U+007F. A branch-free pass
+        // first (it vectorises); the search runs only when there is one to find.
+        let bytes = value.as_bytes();
+        if !bytes
+            .iter()
+            .fold(false, |found, b| found | b.is_ascii_control())
+        {
+            return None;
+        }
+        bytes
+            .iter()
+            .copied()
+            .find(u8::is_ascii_control)
+            .map(char::from)
+    } else {
+        value.chars().find(|c| c.is_control())
+    }
+}
+
+/// Whether every string [`normalise_mailbox`] normalises is already in NFC, so the
+/// normalised copy would equal the record.
+pub fn is_normalised(mailbox: &Mailbox) -> bool {
+    mailbox.primary_smtp.as_deref().is_none_or(is_nfc)
+        && mailbox.proxy_addresses.iter().all(|v| is_nfc(v))
+        && mailbox
+            .custom_attributes
+            .iter()
+            .all(|(k, v)| is_nfc(k) && is_nfc(v))
+        && mailbox
+            .extension_custom_attributes
+            .iter()
+            .all(|(k, vs)| is_nfc(k) && vs.iter().all(|v| is_nfc(v)))
+        && mailbox.recipient_type_details.as_deref().is_none_or(is_nfc)
 }
 
 /// A copy of the record with every string value (and key) in NFC. Nothing else changes:

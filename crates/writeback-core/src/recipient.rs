@@ -100,6 +100,27 @@ impl RemoteRecipientType {
             RemoteRecipientType::RemoteEquipmentMailbox => -2_147_481_594,
         }
     }
+
+    /// [`Self::type_details`] as the decimal text AD stores, without formatting per call.
+    pub(crate) fn type_details_text(self) -> &'static str {
+        match self {
+            RemoteRecipientType::RemoteUserMailbox => "2147483648",
+            RemoteRecipientType::RemoteRoomMailbox => "8589934592",
+            RemoteRecipientType::RemoteEquipmentMailbox => "17179869184",
+            RemoteRecipientType::RemoteSharedMailbox => "34359738368",
+        }
+    }
+
+    /// [`Self::display_type`] as the decimal text AD stores.
+    pub(crate) fn display_type_text(self) -> &'static str {
+        match self {
+            RemoteRecipientType::RemoteUserMailbox | RemoteRecipientType::RemoteSharedMailbox => {
+                "-2147483642"
+            }
+            RemoteRecipientType::RemoteRoomMailbox => "-2147481850",
+            RemoteRecipientType::RemoteEquipmentMailbox => "-2147481594",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +188,13 @@ mod tests {
             RemoteSharedMailbox.display_type(),
             RemoteUserMailbox.display_type()
         );
+    }
+
+    #[test]
+    fn text_forms_are_the_numbers_in_decimal() {
+        for t in RemoteRecipientType::ALL {
+            assert_eq!(t.type_details_text(), t.type_details().to_string(), "{t:?}");
+            assert_eq!(t.display_type_text(), t.display_type().to_string(), "{t:?}");
+        }
     }
 }

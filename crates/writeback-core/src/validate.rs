@@ -17,15 +17,19 @@
 //! empty or missing recipient type leaves the two type attributes untouched (the type is
 //! never "cleared"), and a missing hidden flag leaves msExchHideFromAddressLists untouched.
 
-use crate::address::{check_smtp_address, ProxyAddress};
+use crate::address::{check_smtp_address, ProxyAddress, ProxyRef};
 use crate::attribute::ManagedAttribute;
 use crate::error::{quote, Rule, ValidationError};
 use crate::mailbox::Mailbox;
 use crate::normalise::{
-    eq_ignore_case, first_control_char, fold_case, normalise_mailbox, utf16_len,
+    eq_ignore_case, first_control_char, fold_case, is_normalised, normalise_mailbox, utf16_len,
 };
 use crate::recipient::RemoteRecipientType;
 use std::collections::{BTreeMap, HashSet};
+
+/// Up to this many values, duplicates are looked for pairwise (no allocation); above, with
+/// a hash set of case-folded keys. Both find the same first duplicate.
+const PAIRWISE_DUPLICATE_CHECK_MAX: usize = 32;
 
 /// What the cloud says the managed attributes should be, validated and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,78 +69,152 @@ impl DesiredState {
     pub fn hidden_from_address_lists(&self) -> Option<bool> {
         self.hidden
     }
+
+    fn from_checked(checked: &Checked<'_>) -> DesiredState {
+        DesiredState {
+            decided: ManagedAttribute::ALL
+                .into_iter()
+                .filter_map(|attr| {
+                    let values = checked.wanted(attr)?;
+                    Some((attr, values.iter().map(|v| (*v).to_owned()).collect()))
+                })
+                .collect(),
+            proxy_addresses: checked
+                .proxies
+                .iter()
+                .map(|p| p.to_proxy_address())
+                .collect(),
+            recipient_type: checked.recipient_type,
+            hidden: checked.hidden,
+        }
+    }
+}
+
+/// A validated record borrowing its strings from the (NFC) [`Mailbox`]: what [`plan`]
+/// works from, so planning copies only the values it writes. [`DesiredState`] is the owned
+/// form.
+///
+/// [`plan`]: crate::plan::plan
+pub(crate) struct Checked<'a> {
+    /// Every decided value, attribute after attribute.
+    values: Vec<&'a str>,
+    /// Per attribute, in [`ManagedAttribute::ALL`] order: its values' range in `values`, or
+    /// `None` when the record leaves it untouched.
+    decided: [Option<(usize, usize)>; ManagedAttribute::ALL.len()],
+    proxies: Vec<ProxyRef<'a>>,
+    recipient_type: Option<RemoteRecipientType>,
+    hidden: Option<bool>,
+}
+
+impl<'a> Checked<'a> {
+    /// See [`DesiredState::values`].
+    pub(crate) fn wanted(&self, attr: ManagedAttribute) -> Option<&[&'a str]> {
+        let (start, end) = (*self.decided.get(attr.position())?)?;
+        self.values.get(start..end)
+    }
+
+    /// See [`DesiredState::hidden_from_address_lists`].
+    pub(crate) fn hidden(&self) -> Option<bool> {
+        self.hidden
+    }
+
+    fn decide(&mut self, attr: ManagedAttribute, values: impl IntoIterator<Item = &'a str>) {
+        let start = self.values.len();
+        self.values.extend(values);
+        if let Some(slot) = self.decided.get_mut(attr.position()) {
+            *slot = Some((start, self.values.len()));
+        }
+    }
 }
 
 /// Normalises and validates one cloud record.
 pub fn validate(mailbox: &Mailbox) -> Result<DesiredState, ValidationError> {
-    let mailbox = normalise_mailbox(mailbox);
-    let mut decided = BTreeMap::new();
+    with_checked(mailbox, DesiredState::from_checked)
+}
 
-    for key in mailbox.custom_attributes.keys() {
-        parse_key(key, 15, "custom_attributes")?;
+/// Normalises and validates `mailbox` and hands the result to `then`. Nearly every record is
+/// already in NFC and is checked in place; only one that is not pays for a normalised copy.
+pub(crate) fn with_checked<R>(
+    mailbox: &Mailbox,
+    then: impl FnOnce(&Checked<'_>) -> R,
+) -> Result<R, ValidationError> {
+    if is_normalised(mailbox) {
+        Ok(then(&check(mailbox)?))
+    } else {
+        let normalised = normalise_mailbox(mailbox);
+        Ok(then(&check(&normalised)?))
     }
-    for n in 1..=15u8 {
+}
+
+/// Validates a record whose strings are all in NFC.
+fn check(mailbox: &Mailbox) -> Result<Checked<'_>, ValidationError> {
+    let mut checked = Checked {
+        values: Vec::with_capacity(
+            mailbox.custom_attributes.len() + mailbox.proxy_addresses.len() + 8,
+        ),
+        decided: [None; ManagedAttribute::ALL.len()],
+        proxies: Vec::new(),
+        recipient_type: None,
+        hidden: mailbox.hidden_from_address_lists,
+    };
+
+    // Index 0 unused: keys are 1-based.
+    let mut custom = [""; 16];
+    for (key, value) in &mailbox.custom_attributes {
+        let n = parse_key(key, 15, "custom_attributes")?;
+        if let Some(slot) = custom.get_mut(usize::from(n)) {
+            *slot = value;
+        }
+    }
+    for (n, value) in (1..=15u8).zip(custom.iter().skip(1)) {
         let Some(attr) = ManagedAttribute::custom_attribute(n) else {
             continue;
         };
-        let value = mailbox
-            .custom_attributes
-            .get(&n.to_string())
-            .map(String::as_str)
-            .unwrap_or_default();
-        let values = if value.is_empty() {
-            vec![]
-        } else {
-            vec![value.to_owned()]
-        };
-        check_values(attr, &values)?;
-        decided.insert(attr, values);
+        let values = Some(*value).filter(|v| !v.is_empty());
+        check_values(attr, values)?;
+        checked.decide(attr, values);
     }
 
-    for key in mailbox.extension_custom_attributes.keys() {
-        parse_key(key, 5, "extension_custom_attributes")?;
+    let mut extension: [&[String]; 6] = [&[]; 6];
+    for (key, values) in &mailbox.extension_custom_attributes {
+        let n = parse_key(key, 5, "extension_custom_attributes")?;
+        if let Some(slot) = extension.get_mut(usize::from(n)) {
+            *slot = values;
+        }
     }
-    for n in 1..=5u8 {
+    for (n, values) in (1..=5u8).zip(extension.iter().skip(1)) {
         let Some(attr) = ManagedAttribute::extension_custom_attribute(n) else {
             continue;
         };
-        let values: Vec<String> = mailbox
-            .extension_custom_attributes
-            .get(&n.to_string())
-            .map(|vs| vs.iter().filter(|v| !v.is_empty()).cloned().collect())
-            .unwrap_or_default();
-        check_values(attr, &values)?;
-        check_no_duplicate_values(attr, &values)?;
-        decided.insert(attr, values);
+        let values = || non_empty(values);
+        check_values(attr, values())?;
+        check_no_duplicate_values(attr, values())?;
+        checked.decide(attr, values());
     }
 
-    let proxy_values: Vec<String> = mailbox
-        .proxy_addresses
-        .iter()
-        .filter(|v| !v.is_empty())
-        .cloned()
-        .collect();
-    let proxy_addresses = check_proxy_addresses(&proxy_values)?;
-    let primary = primary_smtp(&proxy_addresses)?;
-    decided.insert(ManagedAttribute::ProxyAddresses, proxy_values);
+    checked.proxies = check_proxy_addresses(non_empty(&mailbox.proxy_addresses))?;
+    let primary = primary_smtp(&checked.proxies)?.address;
+    checked.decide(
+        ManagedAttribute::ProxyAddresses,
+        non_empty(&mailbox.proxy_addresses),
+    );
 
-    let mail = vec![primary.address.clone()];
-    check_values(ManagedAttribute::Mail, &mail)?;
+    check_values(ManagedAttribute::Mail, [primary])?;
     if let Some(windows_email) = mailbox.primary_smtp.as_deref().filter(|v| !v.is_empty()) {
-        check_values(ManagedAttribute::Mail, &[windows_email.to_owned()])?;
-        if !eq_ignore_case(windows_email, &primary.address) {
+        check_values(ManagedAttribute::Mail, [windows_email])?;
+        if !eq_ignore_case(windows_email, primary) {
             return Err(ValidationError::new(
                 "mail",
                 Rule::PrimarySmtpMismatch,
                 format!(
                     "WindowsEmailAddress {} differs from the SMTP: address {}",
                     quote(windows_email),
-                    quote(&primary.address)
+                    quote(primary)
                 ),
             ));
         }
     }
-    decided.insert(ManagedAttribute::Mail, mail);
+    checked.decide(ManagedAttribute::Mail, [primary]);
 
     let recipient_type = match mailbox.recipient_type_details.as_deref().filter(|v| !v.is_empty()) {
         None => None,
@@ -152,28 +230,28 @@ pub fn validate(mailbox: &Mailbox) -> Result<DesiredState, ValidationError> {
         })?),
     };
     if let Some(t) = recipient_type {
-        decided.insert(
+        checked.decide(
             ManagedAttribute::MsExchRecipientTypeDetails,
-            vec![t.type_details().to_string()],
+            [t.type_details_text()],
         );
-        decided.insert(
+        checked.decide(
             ManagedAttribute::MsExchRecipientDisplayType,
-            vec![t.display_type().to_string()],
+            [t.display_type_text()],
         );
     }
+    checked.recipient_type = recipient_type;
+    Ok(checked)
+}
 
-    Ok(DesiredState {
-        decided,
-        proxy_addresses,
-        recipient_type,
-        hidden: mailbox.hidden_from_address_lists,
-    })
+/// The non-empty values of a list (Exchange stores no empty values).
+fn non_empty(values: &[String]) -> impl Iterator<Item = &str> + Clone {
+    values.iter().map(String::as_str).filter(|v| !v.is_empty())
 }
 
 /// Keys are the decimal numbers "1"..=max exactly ("01", " 1", "16" are errors, not ignored:
 /// a record we do not fully understand must not be half-written).
 fn parse_key(key: &str, max: u8, field: &str) -> Result<u8, ValidationError> {
-    (1..=max).find(|n| n.to_string() == key).ok_or_else(|| {
+    decimal_key(key).filter(|n| *n <= max).ok_or_else(|| {
         ValidationError::new(
             field,
             Rule::UnknownKey,
@@ -182,8 +260,25 @@ fn parse_key(key: &str, max: u8, field: &str) -> Result<u8, ValidationError> {
     })
 }
 
+/// `key` as a number from 1 to 99 written the canonical way (no sign, space or leading
+/// zero), as `n.to_string()` would write it.
+fn decimal_key(key: &str) -> Option<u8> {
+    let digit = |b: u8| b.is_ascii_digit().then(|| b - b'0');
+    match *key.as_bytes() {
+        [units] => digit(units).filter(|n| *n != 0),
+        [tens, units] => {
+            let tens = digit(tens).filter(|n| *n != 0)?;
+            Some(tens * 10 + digit(units)?)
+        }
+        _ => None,
+    }
+}
+
 /// Control characters and length, for every value of one attribute.
-fn check_values(attr: ManagedAttribute, values: &[String]) -> Result<(), ValidationError> {
+fn check_values<'v>(
+    attr: ManagedAttribute,
+    values: impl IntoIterator<Item = &'v str>,
+) -> Result<(), ValidationError> {
     for value in values {
         if let Some(c) = first_control_char(value) {
             return Err(ValidationError::new(
@@ -214,30 +309,40 @@ fn check_values(attr: ManagedAttribute, values: &[String]) -> Result<(), Validat
 }
 
 /// AD refuses two values of a multi-valued string attribute that differ only in case.
-fn check_no_duplicate_values(
+fn check_no_duplicate_values<'v>(
     attr: ManagedAttribute,
-    values: &[String],
+    values: impl Iterator<Item = &'v str> + Clone,
 ) -> Result<(), ValidationError> {
-    let mut seen = HashSet::new();
-    for value in values {
-        if !seen.insert(fold_case(value)) {
-            return Err(ValidationError::new(
-                attr.ldap_name(),
-                Rule::DuplicateValue,
-                format!(
-                    "value {} appears more than once (compared ignoring case)",
-                    quote(value)
-                ),
-            ));
-        }
+    let duplicate = if values.clone().nth(PAIRWISE_DUPLICATE_CHECK_MAX).is_none() {
+        values
+            .clone()
+            .enumerate()
+            .find(|(j, value)| values.clone().take(*j).any(|v| eq_ignore_case(v, value)))
+            .map(|(_, value)| value)
+    } else {
+        let mut seen = HashSet::new();
+        values.clone().find(|value| !seen.insert(fold_case(value)))
+    };
+    match duplicate {
+        None => Ok(()),
+        Some(value) => Err(ValidationError::new(
+            attr.ldap_name(),
+            Rule::DuplicateValue,
+            format!(
+                "value {} appears more than once (compared ignoring case)",
+                quote(value)
+            ),
+        )),
     }
-    Ok(())
 }
 
-fn check_proxy_addresses(values: &[String]) -> Result<Vec<ProxyAddress>, ValidationError> {
+fn check_proxy_addresses<'v>(
+    values: impl Iterator<Item = &'v str> + Clone,
+) -> Result<Vec<ProxyRef<'v>>, ValidationError> {
     let attr = ManagedAttribute::ProxyAddresses;
-    check_values(attr, values)?;
-    let mut parsed = Vec::with_capacity(values.len());
+    check_values(attr, values.clone())?;
+    let pairwise = values.clone().nth(PAIRWISE_DUPLICATE_CHECK_MAX).is_none();
+    let mut parsed: Vec<ProxyRef<'v>> = Vec::with_capacity(values.size_hint().1.unwrap_or(0));
     let mut seen = HashSet::new();
     for value in values {
         let malformed = |why: &str| {
@@ -247,9 +352,9 @@ fn check_proxy_addresses(values: &[String]) -> Result<Vec<ProxyAddress>, Validat
                 format!("value {} {why}", quote(value)),
             )
         };
-        let address = ProxyAddress::parse(value).map_err(|p| malformed(p.describe()))?;
+        let address = ProxyRef::parse(value).map_err(|p| malformed(p.describe()))?;
         if address.is_smtp() {
-            check_smtp_address(&address.address).map_err(|p| malformed(p.describe()))?;
+            check_smtp_address(address.address).map_err(|p| malformed(p.describe()))?;
         } else if address.address.is_empty() {
             return Err(ValidationError::new(
                 attr.ldap_name(),
@@ -257,7 +362,12 @@ fn check_proxy_addresses(values: &[String]) -> Result<Vec<ProxyAddress>, Validat
                 format!("value {} has no address after its type", quote(value)),
             ));
         }
-        if !seen.insert(address.identity_key()) {
+        let duplicate = if pairwise {
+            parsed.iter().any(|earlier| earlier.same_address(&address))
+        } else {
+            !seen.insert(address.identity_key())
+        };
+        if duplicate {
             return Err(ValidationError::new(
                 attr.ldap_name(),
                 Rule::DuplicateAddress,
@@ -272,7 +382,9 @@ fn check_proxy_addresses(values: &[String]) -> Result<Vec<ProxyAddress>, Validat
     Ok(parsed)
 }
 
-fn primary_smtp(addresses: &[ProxyAddress]) -> Result<&ProxyAddress, ValidationError> {
+fn primary_smtp<'p, 'v>(
+    addresses: &'p [ProxyRef<'v>],
+) -> Result<&'p ProxyRef<'v>, ValidationError> {
     let mut primaries = addresses.iter().filter(|a| a.is_smtp() && a.is_primary());
     match (primaries.next(), primaries.next()) {
         (Some(primary), None) => Ok(primary),
@@ -354,6 +466,34 @@ mod tests {
         assert!(err.to_string().starts_with(
             "msExchRecipientTypeDetails: recipient type cannot be written back: 'MailUser'"
         ));
+    }
+
+    #[test]
+    fn keys_parse_exactly_as_decimal_formatting_writes_them() {
+        // The slow definition the parser replaces: a key is n.to_string() for some n.
+        let reference = |key: &str, max: u8| (1..=max).find(|n| n.to_string() == key);
+        let alphabet = [
+            "0", "1", "5", "9", " ", "+", "-", "a", "\u{661}", "\u{ff11}",
+        ];
+        let mut keys = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = keys
+                .iter()
+                .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+                .collect();
+            keys.extend(longer);
+        }
+        keys.extend((0..=300).map(|n| n.to_string()));
+        keys.extend((0..=20).map(|n| format!("{n:02}")));
+        for key in &keys {
+            for max in [5, 15] {
+                assert_eq!(
+                    parse_key(key, max, "f").ok(),
+                    reference(key, max),
+                    "{key:?} max {max}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -219,8 +219,8 @@ fn plan_page(
 ) -> BenchResult<()> {
     let mut staged = Vec::with_capacity(page.len());
     let mut cleared: Vec<String> = Vec::new();
-    for mut mailbox in page {
-        let (assessment, had_failure) = match planner.assess(&mut mailbox, now)? {
+    for (mailbox, resolution) in planner.assess_page(page, now)? {
+        let (assessment, had_failure) = match resolution {
             Resolution::Decided { assessment, had_failure } => (assessment, had_failure),
             Resolution::Live => return Err(format!("mailbox {} needed a live lookup", mailbox.cloud_id).into()),
         };

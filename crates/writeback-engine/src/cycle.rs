@@ -269,8 +269,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
             Some(snapshot) => {
                 let scope = self.scope();
                 let planner = SnapshotPlanner { store: &*self.store, snapshot, scope: &scope, policy: &self.settings.policy };
-                for mut mailbox in mailboxes {
-                    match planner.assess(&mut mailbox, now)? {
+                for (mailbox, resolution) in planner.assess_page(mailboxes, now)? {
+                    match resolution {
                         Resolution::Decided { assessment, had_failure } => decided.push((mailbox, assessment, had_failure)),
                         Resolution::Live => live.push(mailbox),
                     }

@@ -84,7 +84,7 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
             if let Some(user) = self.dir.read(&guid_dn).await? {
                 if anchors_disagree(mailbox, &user).is_none() {
                     let matched = Matched { user, matched_by: join.matched_by };
-                    return self.accept(mailbox, matched, Some(&join), now);
+                    return accept(self.store, self.scope, mailbox, matched, Some(&join), now);
                 }
             }
             // Gone, or no longer this mailbox's object: forget and match afresh.
@@ -95,7 +95,7 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
             Ok(found) => found,
             Err(reason) => return Ok(Err(reason)),
         };
-        self.accept(mailbox, found, None, now)
+        accept(self.store, self.scope, mailbox, found, None, now)
     }
 
     async fn search(&self, mailbox: &Mailbox) -> Result<Result<Matched, SkipReason>, EngineError> {
@@ -159,20 +159,9 @@ impl<S: StateStore + ?Sized> Matcher<'_, S> {
         }
         Ok(found)
     }
-
-    fn accept(
-        &self,
-        mailbox: &Mailbox,
-        matched: Matched,
-        known: Option<&Join>,
-        now: i64,
-    ) -> Result<Result<Matched, SkipReason>, EngineError> {
-        accept(self.store, self.scope, mailbox, matched, known, now)
-    }
 }
 
-/// The checks every match passes, however it was found (a live search or a scope snapshot);
-/// then the join is remembered (or its DN refreshed).
+/// Verifies a match found live and remembers its join (or refreshes its DN).
 pub(crate) fn accept<S: StateStore + ?Sized>(
     store: &S,
     scope: &[String],
@@ -181,43 +170,64 @@ pub(crate) fn accept<S: StateStore + ?Sized>(
     known: Option<&Join>,
     now: i64,
 ) -> Result<Result<Matched, SkipReason>, EngineError> {
+    let holder = match known {
+        // The mailbox's own join to this very object needs no second lookup: joins are
+        // unique by GUID, so no other mailbox can hold it.
+        Some(join) if join.object_guid == matched.user.object_guid => None,
+        _ => store.join_by_guid(&matched.user.object_guid)?,
+    };
+    match verify(scope, mailbox, &matched, known, holder.as_ref(), now) {
+        Err(reason) => Ok(Err(reason)),
+        Ok(join) => {
+            if let Some(join) = join {
+                store.upsert_join(&join)?;
+            }
+            Ok(Ok(matched))
+        }
+    }
+}
+
+/// The checks every match passes, however it was found (a live search or a scope snapshot).
+/// `holder` is whoever holds a join to the matched object (looked up by the caller, who may
+/// batch those lookups). On success, the join to record, if it is new or its DN changed.
+pub(crate) fn verify(
+    scope: &[String],
+    mailbox: &Mailbox,
+    matched: &Matched,
+    known: Option<&Join>,
+    holder: Option<&Join>,
+    now: i64,
+) -> Result<Option<Join>, SkipReason> {
     let user = &matched.user;
     if let Some(detail) = anchors_disagree(mailbox, user) {
-        return Ok(Err(SkipReason::AnchorMismatch { dn: user.dn.clone(), detail }));
+        return Err(SkipReason::AnchorMismatch { dn: user.dn.clone(), detail });
     }
     if !user.is_user() {
-        return Ok(Err(SkipReason::NotAUser { dn: user.dn.clone() }));
+        return Err(SkipReason::NotAUser { dn: user.dn.clone() });
     }
     if let Some(reason) = user.protection() {
-        return Ok(Err(SkipReason::Protected { dn: user.dn.clone(), reason }));
+        return Err(SkipReason::Protected { dn: user.dn.clone(), reason });
     }
     if !in_scope(&user.dn, scope) {
-        return Ok(Err(SkipReason::OutOfScope { dn: user.dn.clone() }));
+        return Err(SkipReason::OutOfScope { dn: user.dn.clone() });
     }
-    // The mailbox's own join to this very object needs no second lookup: joins are unique
-    // by GUID, so no other mailbox can hold it.
-    let own_join = known.is_some_and(|j| j.object_guid == user.object_guid);
-    if !own_join {
-        if let Some(other) = store.join_by_guid(&user.object_guid)? {
-            if other.cloud_id != mailbox.cloud_id {
-                return Ok(Err(SkipReason::JoinedElsewhere { dn: user.dn.clone(), cloud_id: other.cloud_id }));
-            }
-        }
+    if let Some(other) = holder.filter(|h| h.cloud_id != mailbox.cloud_id) {
+        return Err(SkipReason::JoinedElsewhere { dn: user.dn.clone(), cloud_id: other.cloud_id.clone() });
     }
     let unchanged = known.is_some_and(|j| j.dn == user.dn && j.object_guid == user.object_guid);
-    if !unchanged {
-        if let Some(old) = known {
-            tracing::info!(cloud_id = %mailbox.cloud_id, from = %old.dn, to = %user.dn, "joined object moved or renamed");
-        }
-        store.upsert_join(&Join {
-            cloud_id: mailbox.cloud_id.clone(),
-            object_guid: user.object_guid,
-            dn: user.dn.clone(),
-            matched_by: matched.matched_by,
-            verified_at: now,
-        })?;
+    if unchanged {
+        return Ok(None);
     }
-    Ok(Ok(matched))
+    if let Some(old) = known {
+        tracing::info!(cloud_id = %mailbox.cloud_id, from = %old.dn, to = %user.dn, "joined object moved or renamed");
+    }
+    Ok(Some(Join {
+        cloud_id: mailbox.cloud_id.clone(),
+        object_guid: user.object_guid,
+        dn: user.dn.clone(),
+        matched_by: matched.matched_by,
+        verified_at: now,
+    }))
 }
 
 fn single(mut found: Vec<AdUser>, by: MatchedBy) -> Result<Matched, SkipReason> {

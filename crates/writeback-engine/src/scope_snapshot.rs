@@ -20,11 +20,15 @@
 
 use crate::engine::{Assessment, Engine};
 use crate::error::EngineError;
-use crate::matcher::{accept, anchors_disagree, Matched};
+use crate::matcher::{anchors_disagree, verify, Matched};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use writeback_ad::{ids, AdUser};
 use writeback_cloud::anchor_key;
-use writeback_core::{plan, Mailbox, PlanPolicy};
-use writeback_state::{MatchedBy, ScopeSnapshot, SnapshotRow, StateStore};
+use writeback_core::{plan, Anchors, Mailbox, PlanPolicy};
+use writeback_state::codec::{self, CompactValues};
+use writeback_state::{Join, MailboxState, MatchedBy, ScopeSnapshot, SnapshotRow, StateStore};
 
 /// The users a scope snapshot holds: every user account (computers are `user`s too, and are
 /// left out like any other non-person object; the live matcher reports them).
@@ -51,37 +55,119 @@ pub struct SnapshotPlanner<'a, S: ?Sized> {
     pub policy: &'a PlanPolicy,
 }
 
+/// A mailbox part-way through [`SnapshotPlanner::assess_page`].
+enum Step {
+    Done(Resolution),
+    /// Found in the snapshot; still to be verified (and planned).
+    Found { matched: Box<Matched>, join: Option<Join>, had_failure: bool },
+}
+
 impl<S: StateStore + ?Sized> SnapshotPlanner<'_, S> {
-    /// Attaches the mailbox's Graph anchors, then matches and plans it if the snapshot can.
+    /// [`SnapshotPlanner::assess_page`] for one mailbox.
     pub fn assess(&self, mailbox: &mut Mailbox, now: i64) -> Result<Resolution, EngineError> {
-        attach_anchors(self.store, mailbox)?;
-        let failure = self.store.failure(&mailbox.cloud_id)?;
-        if let Some(failure) = &failure {
+        let page = self.assess_page(vec![std::mem::take(mailbox)], now)?;
+        let Some((back, resolution)) = page.into_iter().next() else {
+            return Err(EngineError::Snapshot("a page of one mailbox came back empty".into()));
+        };
+        *mailbox = back;
+        Ok(resolution)
+    }
+
+    /// Attaches each mailbox's Graph anchors, then matches and plans it if the snapshot can,
+    /// in order. The store is read twice for the whole page (what it knows of the mailboxes;
+    /// who holds the objects first matched) and written once (the page's new joins), instead
+    /// of several times per mailbox.
+    pub fn assess_page(
+        &self,
+        mut mailboxes: Vec<Mailbox>,
+        now: i64,
+    ) -> Result<Vec<(Mailbox, Resolution)>, EngineError> {
+        let anchor_keys: Vec<String> = mailboxes.iter().map(|m| anchor_key(&m.cloud_id)).collect();
+        let keys: Vec<(&str, &str)> =
+            mailboxes.iter().zip(&anchor_keys).map(|(m, key)| (m.cloud_id.as_str(), key.as_str())).collect();
+        let states = self.store.mailbox_states(&keys)?;
+        drop(keys);
+        let mut steps = Vec::with_capacity(mailboxes.len());
+        for (mailbox, state) in mailboxes.iter_mut().zip(states) {
+            steps.push(self.find(mailbox, state)?);
+        }
+        // Who holds a join to each object matched for the first time (or newly re-matched).
+        let first_guids: Vec<[u8; 16]> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Found { matched, join, .. } if !own_join(join.as_ref(), matched) => {
+                    Some(matched.user.object_guid)
+                }
+                _ => None,
+            })
+            .collect();
+        let mut holders = self.store.joins_by_guids(&first_guids)?.into_iter();
+        // Objects claimed earlier in this page: their joins are not in the store yet.
+        let mut claimed: HashMap<[u8; 16], String> = HashMap::new();
+        let mut new_joins = Vec::new();
+        let mut out = Vec::with_capacity(mailboxes.len());
+        for (mailbox, step) in mailboxes.into_iter().zip(steps) {
+            let (matched, join, had_failure) = match step {
+                Step::Done(resolution) => {
+                    out.push((mailbox, resolution));
+                    continue;
+                }
+                Step::Found { matched, join, had_failure } => (*matched, join, had_failure),
+            };
+            let guid = matched.user.object_guid;
+            let holder = if own_join(join.as_ref(), &matched) {
+                None
+            } else {
+                let stored = holders.next().flatten();
+                let in_page = claimed.get(&guid).map(|cloud_id| Join {
+                    cloud_id: cloud_id.clone(),
+                    object_guid: guid,
+                    dn: matched.user.dn.clone(),
+                    matched_by: matched.matched_by,
+                    verified_at: now,
+                });
+                stored.or(in_page)
+            };
+            let assessment = match verify(self.scope, &mailbox, &matched, join.as_ref(), holder.as_ref(), now) {
+                Ok(record) => {
+                    if let Some(record) = record {
+                        claimed.insert(guid, record.cloud_id.clone());
+                        new_joins.push(record);
+                    }
+                    plan_for(self.policy, &mailbox, matched.user)
+                }
+                Err(reason) => Assessment::Skipped(reason),
+            };
+            out.push((mailbox, Resolution::Decided { assessment, had_failure }));
+        }
+        self.store.upsert_joins(&new_joins)?;
+        Ok(out)
+    }
+
+    /// The mailbox's object in the snapshot, by its join or a first match.
+    fn find(&self, mailbox: &mut Mailbox, state: MailboxState) -> Result<Step, EngineError> {
+        merge_anchors(mailbox, state.anchors);
+        if let Some(failure) = &state.failure {
             if failure.quarantined {
                 let assessment = Assessment::Quarantined { error: failure.last_error.clone() };
-                return Ok(Resolution::Decided { assessment, had_failure: true });
+                return Ok(Step::Done(Resolution::Decided { assessment, had_failure: true }));
             }
         }
-        let had_failure = failure.is_some();
-        let join = self.store.join(&mailbox.cloud_id)?;
-        let matched = match &join {
+        let had_failure = state.failure.is_some();
+        let matched = match &state.join {
             Some(join) => match self.user(&join.object_guid)? {
                 Some(user) if anchors_disagree(mailbox, &user).is_none() => {
                     Matched { user, matched_by: join.matched_by }
                 }
                 // Moved out of scope, deleted, or no longer this mailbox's object.
-                _ => return Ok(Resolution::Live),
+                _ => return Ok(Step::Done(Resolution::Live)),
             },
             None => match self.first_match(mailbox)? {
                 Some(matched) => matched,
-                None => return Ok(Resolution::Live),
+                None => return Ok(Step::Done(Resolution::Live)),
             },
         };
-        let assessment = match accept(self.store, self.scope, mailbox, matched, join.as_ref(), now)? {
-            Ok(Matched { user, .. }) => plan_for(self.policy, mailbox, user),
-            Err(reason) => Assessment::Skipped(reason),
-        };
-        Ok(Resolution::Decided { assessment, had_failure })
+        Ok(Step::Found { matched: Box::new(matched), join: state.join, had_failure })
     }
 
     /// A first match the snapshot can make on its own: exactly one object in scope with the
@@ -115,9 +201,21 @@ impl<S: StateStore + ?Sized> SnapshotPlanner<'_, S> {
     }
 }
 
+/// The mailbox's join to this very object: no other mailbox can hold it (joins are unique
+/// by GUID), so who holds it needs no lookup.
+fn own_join(join: Option<&Join>, matched: &Matched) -> bool {
+    join.is_some_and(|j| j.object_guid == matched.user.object_guid)
+}
+
 /// Fills in the Graph anchors the Exchange record lacks, from the state store.
 pub(crate) fn attach_anchors<S: StateStore + ?Sized>(store: &S, mailbox: &mut Mailbox) -> Result<(), EngineError> {
-    if let Some(anchors) = store.anchors(&anchor_key(&mailbox.cloud_id))? {
+    let anchors = store.anchors(&anchor_key(&mailbox.cloud_id))?;
+    merge_anchors(mailbox, anchors);
+    Ok(())
+}
+
+fn merge_anchors(mailbox: &mut Mailbox, anchors: Option<Anchors>) {
+    if let Some(anchors) = anchors {
         let mine = &mut mailbox.anchors;
         if mine.immutable_id.is_none() {
             mine.immutable_id = anchors.immutable_id;
@@ -129,7 +227,6 @@ pub(crate) fn attach_anchors<S: StateStore + ?Sized>(store: &S, mailbox: &mut Ma
             mine.dn = anchors.dn;
         }
     }
-    Ok(())
 }
 
 /// Plans `mailbox` against the object as read.
@@ -143,13 +240,61 @@ pub(crate) fn plan_for(policy: &PlanPolicy, mailbox: &Mailbox, user: AdUser) -> 
 
 /// The snapshot row of one object: its keys and the object itself, serialised.
 pub fn snapshot_row(user: &AdUser) -> Result<SnapshotRow, EngineError> {
-    let payload = serde_json::to_vec(user).map_err(|e| EngineError::Snapshot(e.to_string()))?;
+    let payload = codec::encode("snapshot object", &CompactUser::new(user))?;
     Ok(SnapshotRow {
         object_guid: user.object_guid,
         consistency_guid: user.consistency_guid.clone(),
         sid: user.object_sid.clone(),
         payload,
     })
+}
+
+/// [`AdUser`] in the snapshot's compact form (see `writeback_state::codec`).
+#[derive(Serialize, Deserialize)]
+struct CompactUser<'a> {
+    #[serde(borrow)]
+    dn: Cow<'a, str>,
+    object_guid: [u8; 16],
+    object_sid: Option<Cow<'a, str>>,
+    consistency_guid: Option<Cow<'a, [u8]>>,
+    sam_account_name: Option<Cow<'a, str>>,
+    object_classes: Vec<Cow<'a, str>>,
+    admin_count: bool,
+    critical_system_object: bool,
+    usn_changed: u64,
+    values: CompactValues<'a>,
+}
+
+impl<'a> CompactUser<'a> {
+    fn new(user: &'a AdUser) -> Self {
+        CompactUser {
+            dn: Cow::Borrowed(&user.dn),
+            object_guid: user.object_guid,
+            object_sid: user.object_sid.as_deref().map(Cow::Borrowed),
+            consistency_guid: user.consistency_guid.as_deref().map(Cow::Borrowed),
+            sam_account_name: user.sam_account_name.as_deref().map(Cow::Borrowed),
+            object_classes: user.object_classes.iter().map(|c| Cow::Borrowed(c.as_str())).collect(),
+            admin_count: user.admin_count,
+            critical_system_object: user.critical_system_object,
+            usn_changed: user.usn_changed,
+            values: CompactValues::new(&user.values),
+        }
+    }
+
+    fn into_user(self) -> Result<AdUser, EngineError> {
+        Ok(AdUser {
+            dn: self.dn.into_owned(),
+            object_guid: self.object_guid,
+            object_sid: self.object_sid.map(Cow::into_owned),
+            consistency_guid: self.consistency_guid.map(Cow::into_owned),
+            sam_account_name: self.sam_account_name.map(Cow::into_owned),
+            object_classes: self.object_classes.into_iter().map(Cow::into_owned).collect(),
+            admin_count: self.admin_count,
+            critical_system_object: self.critical_system_object,
+            usn_changed: self.usn_changed,
+            values: self.values.into_values()?,
+        })
+    }
 }
 
 /// The one object found, or none when there are several (the live matcher reports those).
@@ -161,7 +306,7 @@ fn single(found: &[Vec<u8>], by: MatchedBy) -> Result<Option<Matched>, EngineErr
 }
 
 fn decode(payload: &[u8]) -> Result<AdUser, EngineError> {
-    serde_json::from_slice(payload).map_err(|e| EngineError::Snapshot(e.to_string()))
+    codec::decode::<CompactUser<'_>>("snapshot object", payload)?.into_user()
 }
 
 impl<S: StateStore + ?Sized> Engine<S> {

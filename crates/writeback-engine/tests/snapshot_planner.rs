@@ -457,3 +457,53 @@ fn anchors_from_the_store_fill_only_what_the_exchange_record_lacks() {
     store.remove_join(&cloud_id(1)).unwrap();
     assert!(matches!(planner.assess(&mut bare, NOW).unwrap(), Resolution::Live));
 }
+
+#[test]
+fn a_page_keeps_its_order_and_lets_only_the_first_of_two_mailboxes_claim_one_object() {
+    // Mailboxes 1 and 2 both carry user 1's SID (a mistake in the cloud); mailbox 3 matches
+    // user 3; mailbox 4 has nothing in the snapshot (live). In one page the store has no join
+    // for user 1 when mailbox 2 is looked at: the page itself must remember mailbox 1's claim.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+    let snapshot = ScopeSnapshot::create_in(dir.path()).unwrap();
+    snapshot.insert(&[snapshot_row(&object(1)).unwrap(), snapshot_row(&object(3)).unwrap()]).unwrap();
+    snapshot.finish_loading().unwrap();
+    let anchors = |n: u8, sid_of: u8| (anchor_key(&cloud_id(n)), Anchors { immutable_id: None, sid: Some(sid(sid_of)), dn: None });
+    store.apply_anchor_page(&[anchors(1, 1), anchors(2, 1), anchors(3, 3), anchors(4, 4)], &[], None, EARLIER).unwrap();
+    let scope = vec![SCOPE.to_owned()];
+    let policy = PlanPolicy::default();
+    let planner = SnapshotPlanner { store: &store, snapshot: &snapshot, scope: &scope, policy: &policy };
+
+    let page = planner.assess_page(vec![mailbox(1), mailbox(2), mailbox(3), mailbox(4)], NOW).unwrap();
+    let ids: Vec<&str> = page.iter().map(|(m, _)| m.cloud_id.as_str()).collect();
+    assert_eq!(ids, [cloud_id(1), cloud_id(2), cloud_id(3), cloud_id(4)]);
+    let codes: Vec<String> = page
+        .iter()
+        .map(|(_, r)| match r {
+            Resolution::Live => "live".to_owned(),
+            Resolution::Decided { assessment: Assessment::InSync { user }, .. } => format!("in_sync {}", user.dn),
+            Resolution::Decided { assessment: Assessment::Skipped(reason), .. } => format!("skipped {reason}"),
+            Resolution::Decided { assessment, .. } => format!("{assessment:?}"),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            format!("in_sync {}", dn(1)),
+            format!("skipped {} is already joined to mailbox {}", dn(1), cloud_id(1)),
+            format!("in_sync {}", dn(3)),
+            "live".to_owned(),
+        ]
+    );
+    assert_eq!(store.join(&cloud_id(1)).unwrap(), Some(Join { verified_at: NOW, ..join(cloud_id(1), 1, MatchedBy::Sid) }));
+    assert_eq!(store.join(&cloud_id(2)).unwrap(), None);
+    assert_eq!(store.join(&cloud_id(3)).unwrap(), Some(Join { verified_at: NOW, ..join(cloud_id(3), 3, MatchedBy::Sid) }));
+    assert_eq!(store.join_count().unwrap(), 2);
+
+    // The next page finds mailbox 1's join in the store: mailbox 2 is refused the same way.
+    let page = planner.assess_page(vec![mailbox(2)], NOW).unwrap();
+    assert!(
+        matches!(&page[0].1, Resolution::Decided { assessment: Assessment::Skipped(reason), .. } if reason.code() == "joined_elsewhere"),
+        "{page:?}"
+    );
+}

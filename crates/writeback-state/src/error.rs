@@ -32,6 +32,10 @@ pub enum StateError {
         supported: i64,
     },
 
+    /// A schema migration that would lose data; the file is left as it was.
+    #[error("cannot upgrade the state store {path}: {detail}")]
+    MigrationRefused { path: PathBuf, detail: String },
+
     #[error("state store database error: {0}")]
     Database(#[from] rusqlite::Error),
 

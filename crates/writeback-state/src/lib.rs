@@ -3,12 +3,12 @@
 //!
 //! - **watermarks**: how far the cloud readers got;
 //! - **cycles**: one row per engine run, with its summary;
-//! - **joins**: which AD object (by objectGUID) each cloud mailbox writes to, and the values
-//!   writeback last wrote there, to detect drift and never write a stale value over a newer one;
+//! - **joins**: which AD object (by objectGUID) each cloud mailbox writes to;
 //! - **journal**: every write is recorded *before* it is sent and its outcome after, so a
-//!   restart after `kill -9` knows exactly which writes were in flight;
-//! - **audit log**: one row per attribute written, queryable, exportable ([`export`]), purged
-//!   by retention;
+//!   restart after `kill -9` knows exactly which writes were in flight; its finished entries
+//!   are also the values writeback last wrote per mailbox;
+//! - **audit log**: one row per attribute written, derived from the journal, queryable,
+//!   exportable ([`export`]), purged by retention with the journal;
 //! - **error queue**: per-mailbox failures with exponential backoff, then quarantine;
 //! - **held plans**: plans a safety brake stopped, waiting for an operator's decision;
 //! - **anchors**: Graph's identity anchors per cloud user, refreshed page by page from
@@ -22,6 +22,7 @@
 //! store has no clock: every time is unix milliseconds passed in by the caller.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod codec;
 pub mod error;
 pub mod export;
 pub mod model;
@@ -33,8 +34,8 @@ pub use error::{Result, StateError};
 pub use export::{write_audit_csv, write_audit_jsonl};
 pub use model::{
     guid_to_string, AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan,
-    Join, JournalEntry, JournalId, LastWritten, MatchedBy, Outcome, PlanId, PlanStatus,
-    PurgeReport, RetryPolicy, StagedWrite, WriteIntent,
+    Join, JournalEntry, JournalId, LastWritten, MailboxState, MatchedBy, Outcome, PlanId,
+    PlanStatus, PurgeReport, RetryPolicy, StagedWrite, WriteIntent,
 };
 pub use snapshot::{ScopeSnapshot, SnapshotRow};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use writeback_core::{AdValues, Mailbox, ManagedAttribute, Modification};
+use writeback_core::{AdValues, Anchors, Mailbox, ManagedAttribute, Modification};
 
 macro_rules! row_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -186,6 +186,19 @@ pub struct JournalEntry {
     pub finished_at: Option<i64>,
 }
 
+/// What the store knows of one mailbox when a pass looks at it (see
+/// [`crate::StateStore::mailbox_states`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MailboxState {
+    /// Graph's identity anchors of the mailbox's cloud user.
+    pub anchors: Option<Anchors>,
+    /// Its entry in the error queue.
+    pub failure: Option<FailureRecord>,
+    pub join: Option<Join>,
+    /// The cloud record (WhenChangedUTC) last seen in sync.
+    pub synced: Option<String>,
+}
+
 /// A planned write of a cycle, staged until the cycle's brakes are checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StagedWrite {
@@ -236,7 +249,7 @@ pub struct AuditRecord {
 /// What a retention purge removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct PurgeReport {
-    pub audit_rows: u64,
+    /// Finished journal entries, and with them their audit rows.
     pub journal_entries: u64,
     /// Staged writes left behind by cycles that began before the cutoff (the latest cycle's
     /// stage is kept: it may still be running).

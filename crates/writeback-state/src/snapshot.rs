@@ -38,7 +38,9 @@ pub struct ScopeSnapshot {
 
 impl std::fmt::Debug for ScopeSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopeSnapshot").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("ScopeSnapshot")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,7 +55,10 @@ impl ScopeSnapshot {
     /// Creates an empty snapshot at `path`, replacing any file there.
     pub fn create(path: &Path) -> Result<Self> {
         remove_files(path);
-        let open_err = |source| StateError::Open { path: path.to_path_buf(), source };
+        let open_err = |source| StateError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(open_err)?;
         // Scratch data: a crash loses nothing that the next pass does not read again.
         conn.execute_batch(
@@ -70,7 +75,11 @@ impl ScopeSnapshot {
              );",
         )
         .map_err(open_err)?;
-        Ok(ScopeSnapshot { conn: Mutex::new(conn), path: path.to_path_buf(), indexed: Mutex::new(false) })
+        Ok(ScopeSnapshot {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            indexed: Mutex::new(false),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -91,7 +100,12 @@ impl ScopeSnapshot {
                 "INSERT INTO object (guid, consistency_guid, sid, payload) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for row in rows {
-                stmt.execute(params![&row.object_guid[..], row.consistency_guid, row.sid, row.payload])?;
+                stmt.execute(params![
+                    &row.object_guid[..],
+                    row.consistency_guid,
+                    row.sid,
+                    row.payload
+                ])?;
             }
         }
         tx.commit()?;
@@ -115,7 +129,9 @@ impl ScopeSnapshot {
     }
 
     pub fn len(&self) -> Result<u64> {
-        let n: i64 = self.conn().query_row("SELECT count(*) FROM object", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM object", [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -139,7 +155,10 @@ impl ScopeSnapshot {
 
     /// Every object with this SID.
     pub fn by_sid(&self, sid: &str) -> Result<Vec<Vec<u8>>> {
-        self.collect("SELECT payload FROM object WHERE sid = ?1 AND sid IS NOT NULL", sid)
+        self.collect(
+            "SELECT payload FROM object WHERE sid = ?1 AND sid IS NOT NULL",
+            sid,
+        )
     }
 
     fn collect(&self, sql: &str, key: impl rusqlite::ToSql) -> Result<Vec<Vec<u8>>> {
@@ -181,9 +200,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let snapshot = ScopeSnapshot::create_in(dir.path()).unwrap();
         let path = snapshot.path().to_path_buf();
-        snapshot.insert(&[row(1, Some(9), Some("S-1-5-21-1-2-3-1001")), row(2, None, None)]).unwrap();
+        snapshot
+            .insert(&[
+                row(1, Some(9), Some("S-1-5-21-1-2-3-1001")),
+                row(2, None, None),
+            ])
+            .unwrap();
         // A second scope DN over the same object: the first copy stays.
-        snapshot.insert(&[SnapshotRow { payload: vec![0], ..row(1, None, None) }, row(3, Some(9), None)]).unwrap();
+        snapshot
+            .insert(&[
+                SnapshotRow {
+                    payload: vec![0],
+                    ..row(1, None, None)
+                },
+                row(3, Some(9), None),
+            ])
+            .unwrap();
         snapshot.finish_loading().unwrap();
         snapshot.finish_loading().unwrap();
         assert_eq!(snapshot.len().unwrap(), 3);
@@ -194,7 +226,10 @@ mod tests {
         by_cg.sort();
         assert_eq!(by_cg, vec![vec![1, 1, 1], vec![3, 3, 3]]);
         assert!(snapshot.by_consistency_guid(&[8; 16]).unwrap().is_empty());
-        assert_eq!(snapshot.by_sid("s-1-5-21-1-2-3-1001").unwrap(), vec![vec![1, 1, 1]]);
+        assert_eq!(
+            snapshot.by_sid("s-1-5-21-1-2-3-1001").unwrap(),
+            vec![vec![1, 1, 1]]
+        );
         assert!(snapshot.by_sid("S-1-5-21-1-2-3-1002").unwrap().is_empty());
         assert!(path.exists());
         drop(snapshot);

@@ -7,8 +7,8 @@
 use crate::error::{Result, StateError};
 use crate::model::{
     AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan, Join,
-    JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, StagedWrite,
-    WriteIntent,
+    JournalEntry, JournalId, LastWritten, MailboxState, Outcome, PlanId, PurgeReport, RetryPolicy,
+    StagedWrite, WriteIntent,
 };
 use writeback_core::Anchors;
 
@@ -53,6 +53,18 @@ pub trait StateStore: Send + Sync {
     /// last written for it (that was written to the other object). Fails with
     /// [`StateError::GuidAlreadyJoined`] if another mailbox holds the object.
     fn upsert_join(&self, join: &Join) -> Result<()>;
+
+    /// [`StateStore::upsert_join`] for many mailboxes in one transaction: all of them or none.
+    fn upsert_joins(&self, joins: &[Join]) -> Result<()>;
+
+    /// [`StateStore::join_by_guid`] for many objects in one read, in order.
+    fn joins_by_guids(&self, object_guids: &[[u8; 16]]) -> Result<Vec<Option<Join>>>;
+
+    /// Everything a pass needs to know of a page of mailboxes, in one read transaction (one
+    /// consistent view, and a page's worth of lookups for the price of one): for each
+    /// `(cloud_id, anchor key)`, in order, the user's anchors, the error-queue entry, the join
+    /// and the synced version.
+    fn mailbox_states(&self, keys: &[(&str, &str)]) -> Result<Vec<MailboxState>>;
 
     /// Removes a join and the last written values that went with it. True if it existed.
     fn remove_join(&self, cloud_id: &str) -> Result<bool>;

@@ -1,17 +1,31 @@
-//! Journal: intent → outcome → audit rows and last written values, in one transaction.
+//! Journal: intent → outcome, and the audit rows and last written values read from it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
 use common::{ad_values, change_mail, guid, strings, TempStore};
 use writeback_core::{ManagedAttribute, Modification};
 use writeback_state::{
-    AuditQuery, CycleId, JournalId, Outcome, SqliteStore, StateError, StateStore, WriteIntent,
+    AuditQuery, CycleId, Join, JournalId, MatchedBy, Outcome, SqliteStore, StateError, StateStore,
+    WriteIntent,
 };
 
 const DN: &str = "CN=Alice,OU=Staff,DC=corp,DC=test";
 
 fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+/// Last written values are those written to the mailbox's joined object.
+fn join(t: &TempStore, cloud_id: &str, object_guid: [u8; 16]) {
+    t.store
+        .upsert_join(&Join {
+            cloud_id: cloud_id.into(),
+            object_guid,
+            dn: DN.into(),
+            matched_by: MatchedBy::ImmutableId,
+            verified_at: 0,
+        })
+        .unwrap();
 }
 
 #[test]
@@ -55,9 +69,17 @@ fn an_applied_write_leaves_a_finished_entry_one_audit_row_per_attribute_and_last
     );
     let in_flight = t.store.in_flight().unwrap();
     assert_eq!(in_flight.len(), 1);
+    // The journal keeps the values before of what the write touches, not the whole object.
+    let touched_before = ad_values(&[
+        (ManagedAttribute::Mail, &["alice@old.test"]),
+        (
+            ManagedAttribute::ProxyAddresses,
+            &["SMTP:alice@old.test", "smtp:a@old.test"],
+        ),
+    ]);
     assert_eq!(
         (in_flight[0].id, &in_flight[0].mods, &in_flight[0].before),
-        (id, &mods, &before)
+        (id, &mods, &touched_before)
     );
     assert_eq!(
         (
@@ -116,6 +138,11 @@ fn an_applied_write_leaves_a_finished_entry_one_audit_row_per_attribute_and_last
         ]
     );
 
+    assert!(
+        t.store.last_written("cloud-alice").unwrap().is_empty(),
+        "no join, nothing written through it"
+    );
+    join(&t, "cloud-alice", guid(1));
     let written = t.store.last_written("cloud-alice").unwrap();
     let summary: Vec<(ManagedAttribute, Vec<String>, i64, JournalId)> = written
         .into_iter()
@@ -250,9 +277,13 @@ fn a_batch_with_a_bad_outcome_records_nothing() {
         2,
         "the failed batches must have rolled back"
     );
-    let raw = t.raw();
-    assert_eq!(count(&raw, "SELECT count(*) FROM audit"), 0);
-    assert_eq!(count(&raw, "SELECT count(*) FROM last_written"), 0);
+    join(&t, "c1", guid(1));
+    assert!(t
+        .store
+        .query_audit(&AuditQuery::default())
+        .unwrap()
+        .is_empty());
+    assert!(t.store.last_written("c1").unwrap().is_empty());
 
     t.store
         .record_outcomes(&[(ids[0], Outcome::Applied), (ids[1], Outcome::Applied)], 3)
@@ -262,7 +293,10 @@ fn a_batch_with_a_bad_outcome_records_nothing() {
         .record_outcome(ids[1], &Outcome::Conflict, 4)
         .unwrap_err();
     assert!(again.to_string().contains("already recorded"), "{again}");
-    assert_eq!(count(&raw, "SELECT count(*) FROM audit"), 2);
+    assert_eq!(
+        t.store.query_audit(&AuditQuery::default()).unwrap().len(),
+        2
+    );
 }
 
 #[test]
@@ -359,6 +393,7 @@ fn an_older_write_resolved_late_does_not_replace_a_newer_last_written_value() {
         .unwrap();
     t.store.record_outcome(newer, &Outcome::Applied, 3).unwrap();
     t.store.record_outcome(older, &Outcome::Applied, 4).unwrap();
+    join(&t, "c", guid(1));
     let written = t.store.last_written("c").unwrap();
     assert_eq!(written.len(), 1);
     assert_eq!(
@@ -386,6 +421,7 @@ fn a_write_that_clears_an_attribute_records_an_empty_value_list() {
     };
     let id = t.store.record_intent(&intent, 1).unwrap();
     t.store.record_outcome(id, &Outcome::Applied, 2).unwrap();
+    join(&t, "c", guid(1));
     let written = t.store.last_written("c").unwrap();
     assert_eq!(
         (written[0].attribute, written[0].values.is_empty()),

@@ -116,7 +116,13 @@ fn clear_failures_removes_a_batch_and_ignores_unknown_ids() {
     }
     t.store.clear_failures(&[]).unwrap();
     t.store.clear_failures(&["a", "c", "never-failed"]).unwrap();
-    let left: Vec<String> = t.store.failures().unwrap().into_iter().map(|f| f.cloud_id).collect();
+    let left: Vec<String> = t
+        .store
+        .failures()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.cloud_id)
+        .collect();
     assert_eq!(left, ["b"]);
 }
 
@@ -270,18 +276,48 @@ fn the_synced_version_is_kept_per_mailbox_and_forgotten_with_its_join() {
     let t = TempStore::new();
     assert_eq!(t.store.synced_version("m1").unwrap(), None);
     t.store.record_synced(&[]).unwrap();
-    t.store.record_synced(&[("m1", "2026-11-27T10:00:00Z"), ("m2", "2026-11-27T10:00:01Z")]).unwrap();
-    t.store.record_synced(&[("m1", "2026-11-27T11:00:00Z")]).unwrap();
-    assert_eq!(t.store.synced_version("m1").unwrap().as_deref(), Some("2026-11-27T11:00:00Z"));
-    assert_eq!(t.store.synced_version("m2").unwrap().as_deref(), Some("2026-11-27T10:00:01Z"));
+    t.store
+        .record_synced(&[
+            ("m1", "2026-11-27T10:00:00Z"),
+            ("m2", "2026-11-27T10:00:01Z"),
+        ])
+        .unwrap();
+    t.store
+        .record_synced(&[("m1", "2026-11-27T11:00:00Z")])
+        .unwrap();
+    assert_eq!(
+        t.store.synced_version("m1").unwrap().as_deref(),
+        Some("2026-11-27T11:00:00Z")
+    );
+    assert_eq!(
+        t.store.synced_version("m2").unwrap().as_deref(),
+        Some("2026-11-27T10:00:01Z")
+    );
 
-    let join = |guid: u8| Join { cloud_id: "m1".into(), object_guid: [guid; 16], dn: "CN=A,DC=x".into(), matched_by: MatchedBy::Sid, verified_at: 1 };
+    let join = |guid: u8| Join {
+        cloud_id: "m1".into(),
+        object_guid: [guid; 16],
+        dn: "CN=A,DC=x".into(),
+        matched_by: MatchedBy::Sid,
+        verified_at: 1,
+    };
     t.store.upsert_join(&join(1)).unwrap();
     t.store.upsert_join(&join(1)).unwrap();
-    assert!(t.store.synced_version("m1").unwrap().is_some(), "the same object: still in sync");
+    assert!(
+        t.store.synced_version("m1").unwrap().is_some(),
+        "the same object: still in sync"
+    );
     t.store.upsert_join(&join(2)).unwrap();
-    assert_eq!(t.store.synced_version("m1").unwrap(), None, "joined to another object: forgotten");
+    assert_eq!(
+        t.store.synced_version("m1").unwrap(),
+        None,
+        "joined to another object: forgotten"
+    );
     t.store.record_synced(&[("m2", "x")]).unwrap();
     t.store.remove_join("m2").unwrap();
-    assert_eq!(t.store.synced_version("m2").unwrap(), None, "join removed: forgotten");
+    assert_eq!(
+        t.store.synced_version("m2").unwrap(),
+        None,
+        "join removed: forgotten"
+    );
 }

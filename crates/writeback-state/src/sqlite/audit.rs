@@ -1,18 +1,24 @@
-//! Reading and purging the audit log. Rows are written by the journal (`journal.rs`) when an
-//! outcome is recorded.
+//! The audit log, read from the journal: every finished entry is one write, and each attribute
+//! its modifications touch is one audit row (its values before, and what the write set or
+//! would have set). Deriving the rows when they are read keeps recording an outcome to one
+//! update of one row; the audit is read by people, a page at a time.
+//!
+//! An audit row's id is `journal id × 100 + the attribute's position in the write` (a write
+//! touches at most the few dozen managed attributes), so ids are unique, ordered like the
+//! journal, and a cursor can stop between two attributes of one write.
 
 use super::count;
+use super::journal::{intended_after, touched_attributes, RawEntry, COLUMNS};
 use crate::error::{Result, StateError};
-use crate::model::{AuditQuery, AuditRecord, CycleId, JournalId, Outcome, PurgeReport};
+use crate::model::{AuditQuery, AuditRecord, PurgeReport};
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, Row, Transaction};
+use rusqlite::{params_from_iter, Connection, Transaction};
+
+/// Audit row ids per journal entry.
+const IDS_PER_ENTRY: i64 = 100;
 
 pub(super) fn query(conn: &Connection, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
-    let mut sql = String::from(
-        "SELECT id, at, cycle_id, journal_id, cloud_id, dn, attribute, before, after,
-                outcome, outcome_code, outcome_message
-         FROM audit WHERE 1 = 1",
-    );
+    let mut sql = format!("SELECT {COLUMNS} FROM journal WHERE outcome IS NOT NULL");
     let mut args: Vec<Value> = Vec::new();
     let mut filter = |clause: &str, value: Value| {
         sql.push_str(" AND ");
@@ -20,10 +26,10 @@ pub(super) fn query(conn: &Connection, query: &AuditQuery) -> Result<Vec<AuditRe
         args.push(value);
     };
     if let Some(since) = query.since {
-        filter("at >= ?", Value::Integer(since));
+        filter("finished_at >= ?", Value::Integer(since));
     }
     if let Some(until) = query.until {
-        filter("at < ?", Value::Integer(until));
+        filter("finished_at < ?", Value::Integer(until));
     }
     if let Some(cloud_id) = &query.cloud_id {
         filter("cloud_id = ?", Value::Text(cloud_id.clone()));
@@ -33,80 +39,68 @@ pub(super) fn query(conn: &Connection, query: &AuditQuery) -> Result<Vec<AuditRe
         filter("instr(lower(dn), lower(?)) > 0", Value::Text(part.clone()));
     }
     if let Some(after_id) = query.after_id {
-        filter("id > ?", Value::Integer(after_id));
+        filter(
+            "id >= ?",
+            Value::Integer(after_id.div_euclid(IDS_PER_ENTRY)),
+        );
     }
     sql.push_str(" ORDER BY id");
-    if let Some(limit) = query.limit {
-        sql.push_str(" LIMIT ?");
-        args.push(Value::Integer(i64::from(limit)));
+    let limit = query
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
     }
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), RawAudit::from_row)?;
-    rows.map(|row| row?.decode()).collect()
+    // Stepped lazily: the scan stops as soon as the page is full.
+    let mut rows = stmt.query(params_from_iter(args))?;
+    while let Some(row) = rows.next()? {
+        let entry = RawEntry::from_row(row)?.decode()?;
+        let (Some(outcome), Some(at)) = (entry.outcome, entry.finished_at) else {
+            return Err(StateError::corrupt(
+                "journal entry",
+                format!("{} has no outcome", entry.id),
+            ));
+        };
+        let after = intended_after(&entry.before, &entry.mods);
+        for (position, attribute) in touched_attributes(&entry.mods).into_iter().enumerate() {
+            let id = i64::try_from(position)
+                .ok()
+                .filter(|p| *p < IDS_PER_ENTRY)
+                .and_then(|p| entry.id.0.checked_mul(IDS_PER_ENTRY)?.checked_add(p))
+                .ok_or_else(|| StateError::corrupt("journal entry id", entry.id))?;
+            if query.after_id.is_some_and(|after| id <= after) {
+                continue;
+            }
+            out.push(AuditRecord {
+                id,
+                at,
+                cycle: entry.cycle,
+                journal_id: Some(entry.id),
+                cloud_id: entry.cloud_id.clone(),
+                dn: entry.dn.clone(),
+                attribute: attribute.ldap_name().to_owned(),
+                before: entry.before.get(attribute).to_vec(),
+                after: after.get(attribute).to_vec(),
+                outcome: outcome.clone(),
+            });
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
 }
 
+/// Journal entries finished before `cutoff`, and with them their audit rows.
 pub(super) fn purge_before(tx: &Transaction<'_>, cutoff: i64) -> Result<PurgeReport> {
-    let audit_rows = tx.execute("DELETE FROM audit WHERE at < ?1", [cutoff])?;
     let journal_entries = tx.execute(
         "DELETE FROM journal WHERE outcome IS NOT NULL AND finished_at < ?1",
         [cutoff],
     )?;
     Ok(PurgeReport {
-        audit_rows: count(audit_rows),
         journal_entries: count(journal_entries),
         ..PurgeReport::default()
     })
-}
-
-struct RawAudit {
-    id: i64,
-    at: i64,
-    cycle: i64,
-    journal_id: Option<i64>,
-    cloud_id: String,
-    dn: String,
-    attribute: String,
-    before: String,
-    after: String,
-    outcome: String,
-    outcome_code: Option<i64>,
-    outcome_message: Option<String>,
-}
-
-impl RawAudit {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(RawAudit {
-            id: row.get(0)?,
-            at: row.get(1)?,
-            cycle: row.get(2)?,
-            journal_id: row.get(3)?,
-            cloud_id: row.get(4)?,
-            dn: row.get(5)?,
-            attribute: row.get(6)?,
-            before: row.get(7)?,
-            after: row.get(8)?,
-            outcome: row.get(9)?,
-            outcome_code: row.get(10)?,
-            outcome_message: row.get(11)?,
-        })
-    }
-
-    fn decode(self) -> Result<AuditRecord> {
-        let values = |text: &str| -> Result<Vec<String>> {
-            serde_json::from_str(text).map_err(|e| StateError::corrupt("audit values", e))
-        };
-        Ok(AuditRecord {
-            id: self.id,
-            at: self.at,
-            cycle: CycleId(self.cycle),
-            journal_id: self.journal_id.map(JournalId),
-            before: values(&self.before)?,
-            after: values(&self.after)?,
-            outcome: Outcome::from_parts(&self.outcome, self.outcome_code, self.outcome_message)
-                .ok_or_else(|| StateError::corrupt("audit outcome", &self.outcome))?,
-            cloud_id: self.cloud_id,
-            dn: self.dn,
-            attribute: self.attribute,
-        })
-    }
 }

@@ -1,9 +1,10 @@
-//! Joins (cloud mailbox → AD object) and the values last written through them.
+//! Joins (cloud mailbox → AD object) and the values last written through them (read from the
+//! journal's applied entries for the joined object).
 
+use super::journal;
 use crate::error::{Result, StateError};
-use crate::model::{guid_to_string, Join, JournalId, LastWritten, MatchedBy};
+use crate::model::{guid_to_string, Join, LastWritten, MatchedBy};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
-use writeback_core::ManagedAttribute;
 
 const COLUMNS: &str = "cloud_id, object_guid, dn, matched_by, verified_at";
 
@@ -36,7 +37,7 @@ pub(super) fn upsert(tx: &Transaction<'_>, join: &Join) -> Result<()> {
     }
     if let Some(previous) = by_cloud_id(tx, &join.cloud_id)? {
         if previous.object_guid != join.object_guid {
-            forget_last_written(tx, &join.cloud_id)?;
+            forget_synced(tx, &join.cloud_id)?;
         }
     }
     tx.prepare_cached(
@@ -53,14 +54,13 @@ pub(super) fn remove(tx: &Transaction<'_>, cloud_id: &str) -> Result<bool> {
         .prepare_cached("DELETE FROM joins WHERE cloud_id = ?1")?
         .execute([cloud_id])?
         > 0;
-    forget_last_written(tx, cloud_id)?;
+    forget_synced(tx, cloud_id)?;
     Ok(removed)
 }
 
-fn forget_last_written(tx: &Transaction<'_>, cloud_id: &str) -> Result<()> {
-    tx.prepare_cached("DELETE FROM last_written WHERE cloud_id = ?1")?
-        .execute([cloud_id])?;
-    // What was in sync with another object says nothing about the new one.
+/// What was in sync with another object says nothing about the new one. (The last written
+/// values need no forgetting: they are read through the current join's object.)
+fn forget_synced(tx: &Transaction<'_>, cloud_id: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM synced WHERE cloud_id = ?1")?
         .execute([cloud_id])?;
     Ok(())
@@ -84,32 +84,34 @@ pub(super) fn record_synced(tx: &Transaction<'_>, records: &[(&str, &str)]) -> R
     Ok(())
 }
 
+/// Per attribute, the values of the newest applied write to the mailbox's joined object (by
+/// journal id: an older entry resolved late never hides a newer one). Nothing without a join.
 pub(super) fn last_written(conn: &Connection, cloud_id: &str) -> Result<Vec<LastWritten>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT attribute, value_list, written_at, journal_id FROM last_written WHERE cloud_id = ?1 ORDER BY attribute",
-    )?;
-    let rows = stmt.query_map([cloud_id], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get(2)?,
-            row.get(3)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (attribute, values, written_at, journal_id) = row?;
-        let attribute = ManagedAttribute::from_ldap_name(&attribute)
-            .ok_or_else(|| StateError::corrupt("last written attribute", &attribute))?;
-        let values = serde_json::from_str(&values)
-            .map_err(|e| StateError::corrupt("last written values", e))?;
-        out.push(LastWritten {
-            attribute,
-            values,
-            written_at,
-            journal_id: JournalId(journal_id),
-        });
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM journal
+         WHERE cloud_id = ?1 AND outcome = 'applied'
+           AND object_guid = (SELECT object_guid FROM joins WHERE cloud_id = ?1)
+         ORDER BY id DESC",
+        journal::COLUMNS
+    ))?;
+    let mut rows = stmt.query([cloud_id])?;
+    let mut out: Vec<LastWritten> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let entry = journal::RawEntry::from_row(row)?.decode()?;
+        let after = journal::intended_after(&entry.before, &entry.mods);
+        for attribute in journal::touched_attributes(&entry.mods) {
+            if out.iter().any(|w| w.attribute == attribute) {
+                continue;
+            }
+            out.push(LastWritten {
+                attribute,
+                values: after.get(attribute).to_vec(),
+                written_at: entry.finished_at.unwrap_or(entry.recorded_at),
+                journal_id: entry.id,
+            });
+        }
     }
+    out.sort_by(|a, b| a.attribute.ldap_name().cmp(b.attribute.ldap_name()));
     Ok(out)
 }
 

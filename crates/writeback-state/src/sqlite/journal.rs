@@ -1,5 +1,6 @@
-//! The write journal: intents recorded before a write is sent, outcomes after, and the audit
-//! rows and last written values that an outcome produces, all in the outcome's transaction.
+//! The write journal: intents recorded before a write is sent, outcomes after. A finished
+//! entry is also the write's audit record and the source of the last written values (see
+//! `audit.rs` and `joins.rs`), so recording an outcome is one update of one row.
 
 use super::joins::guid_from_blob;
 use crate::error::{Result, StateError};
@@ -7,7 +8,8 @@ use crate::model::{CycleId, JournalEntry, JournalId, Outcome, WriteIntent};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use writeback_core::{AdValues, ManagedAttribute, ModOp, Modification};
 
-const COLUMNS: &str = "id, cycle_id, cloud_id, object_guid, dn, mods, before, recorded_at, \
+pub(super) const COLUMNS: &str =
+    "id, cycle_id, cloud_id, object_guid, dn, mods, before, recorded_at, \
                        outcome, outcome_code, outcome_message, finished_at";
 
 /// An intent with its JSON columns encoded, done before the lock is taken.
@@ -20,10 +22,15 @@ pub(super) struct EncodedIntent<'a> {
 impl<'a> EncodedIntent<'a> {
     pub(super) fn new(intent: &WriteIntent<'a>) -> Result<Self> {
         let encode = |what, e| StateError::Encode { what, source: e };
+        // Only what the write touches: all the audit and crash recovery ever read of it.
+        let mut before = AdValues::new();
+        for attribute in touched_attributes(intent.mods) {
+            before.set(attribute, intent.before.get(attribute).to_vec());
+        }
         Ok(EncodedIntent {
             intent: *intent,
             mods: serde_json::to_string(intent.mods).map_err(|e| encode("modifications", e))?,
-            before: serde_json::to_string(intent.before).map_err(|e| encode("values before", e))?,
+            before: serde_json::to_string(&before).map_err(|e| encode("values before", e))?,
         })
     }
 }
@@ -62,52 +69,12 @@ pub(super) fn record_outcomes(
     // One statement both checks that the entry is still in flight and finishes it.
     let mut finish = tx.prepare_cached(
         "UPDATE journal SET outcome = ?2, outcome_code = ?3, outcome_message = ?4, finished_at = ?5
-         WHERE id = ?1 AND outcome IS NULL
-         RETURNING cycle_id, cloud_id, dn, mods, before",
-    )?;
-    let mut audit = tx.prepare_cached(
-        "INSERT INTO audit (at, cycle_id, journal_id, cloud_id, dn, attribute, before, after,
-                            outcome, outcome_code, outcome_message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    // An older entry resolved late (after a restart) must not overwrite what a newer one wrote.
-    let mut last_written = tx.prepare_cached(
-        "INSERT INTO last_written (cloud_id, attribute, value_list, written_at, journal_id) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (cloud_id, attribute) DO UPDATE SET value_list = excluded.value_list,
-             written_at = excluded.written_at, journal_id = excluded.journal_id
-         WHERE excluded.journal_id > last_written.journal_id",
+         WHERE id = ?1 AND outcome IS NULL",
     )?;
     for (id, outcome) in outcomes {
         let (kind, code, message) = (outcome.kind(), outcome.code(), outcome.message());
-        let finished = finish
-            .query_row(params![id.0, kind, code, message, now], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            })
-            .optional()?;
-        let Some((cycle, cloud_id, dn, mods, before)) = finished else {
+        if finish.execute(params![id.0, kind, code, message, now])? == 0 {
             return Err(not_in_flight(tx, *id));
-        };
-        let mods: Vec<Modification> = serde_json::from_str(&mods)
-            .map_err(|e| StateError::corrupt("journalled modifications", e))?;
-        let before: AdValues = serde_json::from_str(&before)
-            .map_err(|e| StateError::corrupt("journalled values", e))?;
-        let after = intended_after(&before, &mods);
-        for attribute in touched_attributes(&mods) {
-            let name = attribute.ldap_name();
-            let before = value_list(before.get(attribute))?;
-            let after = value_list(after.get(attribute))?;
-            audit.execute(params![
-                now, cycle, id.0, cloud_id, dn, name, before, after, kind, code, message
-            ])?;
-            if *outcome == Outcome::Applied {
-                last_written.execute(params![cloud_id, name, after, now, id.0])?;
-            }
         }
     }
     Ok(())
@@ -146,7 +113,7 @@ pub(super) fn entry(conn: &Connection, id: JournalId) -> Result<Option<JournalEn
 /// The values the modifications produce. AD accepted them when the outcome is `Applied`, so
 /// if the simulation disagrees (e.g. values read differently from how they compare) the
 /// modifications are applied leniently rather than losing the audit row.
-fn intended_after(before: &AdValues, mods: &[Modification]) -> AdValues {
+pub(super) fn intended_after(before: &AdValues, mods: &[Modification]) -> AdValues {
     if let Ok(after) = before.apply(mods) {
         return after;
     }
@@ -175,7 +142,7 @@ fn intended_after(before: &AdValues, mods: &[Modification]) -> AdValues {
 }
 
 /// The attributes the modifications change, each once, in first-seen order.
-fn touched_attributes(mods: &[Modification]) -> Vec<ManagedAttribute> {
+pub(super) fn touched_attributes(mods: &[Modification]) -> Vec<ManagedAttribute> {
     let mut out: Vec<ManagedAttribute> = Vec::new();
     for m in mods {
         if !out.contains(&m.attribute) {
@@ -185,15 +152,8 @@ fn touched_attributes(mods: &[Modification]) -> Vec<ManagedAttribute> {
     out
 }
 
-fn value_list(values: &[String]) -> Result<String> {
-    serde_json::to_string(values).map_err(|e| StateError::Encode {
-        what: "value list",
-        source: e,
-    })
-}
-
 /// A journal row as stored, before its JSON and blob columns are decoded.
-struct RawEntry {
+pub(super) struct RawEntry {
     id: i64,
     cycle: i64,
     cloud_id: String,
@@ -209,7 +169,7 @@ struct RawEntry {
 }
 
 impl RawEntry {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(RawEntry {
             id: row.get(0)?,
             cycle: row.get(1)?,
@@ -226,7 +186,7 @@ impl RawEntry {
         })
     }
 
-    fn decode(self) -> Result<JournalEntry> {
+    pub(super) fn decode(self) -> Result<JournalEntry> {
         let outcome = match self.outcome {
             None => None,
             Some(kind) => Some(

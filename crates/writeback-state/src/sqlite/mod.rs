@@ -19,8 +19,8 @@ pub use schema::SCHEMA_VERSION;
 use crate::error::{Result, StateError};
 use crate::model::{
     AuditQuery, AuditRecord, Cycle, CycleId, FailureRecord, FailureState, HeldPlan, Join,
-    JournalEntry, JournalId, LastWritten, Outcome, PlanId, PurgeReport, RetryPolicy, StagedWrite,
-    WriteIntent,
+    JournalEntry, JournalId, LastWritten, MailboxState, Outcome, PlanId, PurgeReport, RetryPolicy,
+    StagedWrite, WriteIntent,
 };
 use crate::store::StateStore;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -104,6 +104,11 @@ impl SqliteStore {
             .map_err(open_error)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_error)?;
+        // 16 MiB of pages (SQLite's default is 2 MiB): a full pass looks up every mailbox's
+        // anchors, join and failure, and with the default nearly every B-tree page read was a
+        // system call. Bounded, so memory still does not grow with the tenant.
+        conn.pragma_update(None, "cache_size", -16_384)
+            .map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn, &path)?;
         Ok(SqliteStore {
@@ -134,6 +139,16 @@ impl SqliteStore {
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         f(&self.lock())
+    }
+
+    /// Runs several reads in one read transaction: one snapshot of the file for all of them,
+    /// and one lock of the WAL instead of one per statement.
+    fn read_consistent<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
     }
 
     /// Runs `f` in a write transaction, committed if `f` succeeds and rolled back otherwise.
@@ -240,6 +255,37 @@ impl StateStore for SqliteStore {
 
     fn upsert_join(&self, join: &Join) -> Result<()> {
         self.write(|tx| joins::upsert(tx, join))
+    }
+
+    fn upsert_joins(&self, joins: &[Join]) -> Result<()> {
+        if joins.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| joins.iter().try_for_each(|join| joins::upsert(tx, join)))
+    }
+
+    fn joins_by_guids(&self, object_guids: &[[u8; 16]]) -> Result<Vec<Option<Join>>> {
+        self.read_consistent(|conn| {
+            object_guids
+                .iter()
+                .map(|guid| joins::by_guid(conn, guid))
+                .collect()
+        })
+    }
+
+    fn mailbox_states(&self, keys: &[(&str, &str)]) -> Result<Vec<MailboxState>> {
+        self.read_consistent(|conn| {
+            keys.iter()
+                .map(|(cloud_id, anchor_key)| {
+                    Ok(MailboxState {
+                        anchors: anchors::get(conn, anchor_key)?,
+                        failure: queue::one(conn, cloud_id)?,
+                        join: joins::by_cloud_id(conn, cloud_id)?,
+                        synced: joins::synced_version(conn, cloud_id)?,
+                    })
+                })
+                .collect()
+        })
     }
 
     fn remove_join(&self, cloud_id: &str) -> Result<bool> {

@@ -146,12 +146,40 @@ CREATE TABLE synced (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 5: the journal is the audit trail. A journal entry already holds everything an
+/// audit row held (when, which object, the modifications, the values before, the outcome), so
+/// the per-attribute `audit` rows and the `last_written` table, written on every outcome (ten
+/// rows and thirty index entries for a write touching five attributes), are derived from it
+/// when read instead. `journal.before` keeps only the attributes the write touches. Staged
+/// writes keep their payload as one compact binary blob (see `codec.rs`); a stage lives for one
+/// cycle and no cycle runs during a migration, so the old stage table is dropped, not converted.
+///
+/// Every audit row of a v4 file belongs to a journal entry with an outcome (both are written by
+/// one transaction and purged by the same cutoff), so dropping the audit table loses nothing;
+/// [`check_before_v5`] refuses the migration rather than lose a row if a file says otherwise.
+const V5: &str = r#"
+DROP TABLE audit;
+DROP TABLE last_written;
+CREATE INDEX journal_cloud_id ON journal (cloud_id);
+DROP TABLE staged_writes;
+CREATE TABLE staged_writes (
+    cycle_id INTEGER NOT NULL REFERENCES cycles (id),
+    seq INTEGER NOT NULL,
+    cloud_id TEXT NOT NULL,
+    object_guid BLOB NOT NULL CHECK (length(object_guid) = 16),
+    dn TEXT NOT NULL,
+    usn_changed INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (cycle_id, seq)
+);
+"#;
+
 /// Migrations in order; the schema version is the number applied. Never edit one that has
 /// shipped: files out there are at its version already.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a file from a newer build.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
@@ -166,7 +194,10 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     }
     let applied =
         usize::try_from(found).map_err(|_| StateError::corrupt("schema version", found))?;
-    for migration in MIGRATIONS.iter().skip(applied) {
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        if index + 1 == 5 {
+            check_before_v5(&tx, path)?;
+        }
         tx.execute_batch(migration)?;
     }
     if found != SCHEMA_VERSION {
@@ -175,6 +206,31 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     tx.commit()?;
     Ok(())
 }
+
+/// V5 drops the audit table: only when every row of it can be derived from the journal.
+fn check_before_v5(tx: &Connection, path: &Path) -> Result<()> {
+    let orphans: i64 = tx.query_row(
+        "SELECT count(*) FROM audit LEFT JOIN journal ON journal.id = audit.journal_id
+         WHERE journal.id IS NULL OR journal.outcome IS NULL",
+        [],
+        |row| row.get(0),
+    )?;
+    if orphans > 0 {
+        return Err(StateError::MigrationRefused {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{orphans} audit rows have no finished journal entry and would be lost; export the \
+                 audit log with the previous writeback version (writeback audit --format csv), then \
+                 purge it, before upgrading"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "schema_v5_tests.rs"]
+mod v5_tests;
 
 #[cfg(test)]
 mod tests {
@@ -336,7 +392,8 @@ mod tests {
             store.watermark("exchange.when_changed").unwrap().as_deref(),
             Some("2024-05-01T10:00:00Z")
         );
-        assert_eq!(staged_rows(&raw), 1);
+        // A stage lives for one cycle; v5 changed its row format and dropped it.
+        assert_eq!(staged_rows(&raw), 0);
         assert_eq!(store.anchor_count().unwrap(), 0);
 
         let anchors = Anchors {
@@ -365,7 +422,6 @@ mod tests {
         drop(store);
         let reopened = SqliteStore::open(&path).unwrap();
         assert_eq!(reopened.anchor_count().unwrap(), 1);
-        assert_eq!(staged_rows(&raw), 1);
     }
 
     fn staged_rows(conn: &Connection) -> i64 {

@@ -3,31 +3,33 @@
 
 use super::count;
 use super::joins::guid_from_blob;
+use crate::codec::{self, CompactMailbox, CompactValues, StagedPayload};
 use crate::error::{Result, StateError};
 use crate::model::{CycleId, StagedWrite};
 use rusqlite::{params, Connection, Row, Transaction};
+use std::borrow::Cow;
 
-/// A staged write with its JSON columns encoded, done before the lock is taken.
+/// A staged write with its payload encoded, done before the lock is taken.
 pub(super) struct EncodedWrite<'a> {
     write: &'a StagedWrite,
     usn_changed: i64,
-    mods: String,
-    before: String,
-    mailbox: String,
+    payload: Vec<u8>,
 }
 
 impl<'a> EncodedWrite<'a> {
     pub(super) fn new(write: &'a StagedWrite) -> Result<Self> {
-        let encode = |what, e| StateError::Encode { what, source: e };
+        let payload = StagedPayload {
+            mods: Cow::Borrowed(&write.mods),
+            before: CompactValues::new(&write.before),
+            mailbox: CompactMailbox::new(&write.mailbox),
+        };
         Ok(EncodedWrite {
             write,
             usn_changed: i64::try_from(write.usn_changed).map_err(|_| StateError::TooLarge {
                 what: "uSNChanged",
                 value: write.usn_changed,
             })?,
-            mods: serde_json::to_string(&write.mods).map_err(|e| encode("modifications", e))?,
-            before: serde_json::to_string(&write.before).map_err(|e| encode("values before", e))?,
-            mailbox: serde_json::to_string(&write.mailbox).map_err(|e| encode("mailbox", e))?,
+            payload: codec::encode("staged write", &payload)?,
         })
     }
 }
@@ -50,8 +52,8 @@ pub(super) fn append(
     }
     let mut insert = tx.prepare_cached(
         "INSERT INTO staged_writes
-             (cycle_id, seq, cloud_id, object_guid, dn, usn_changed, mods, before, mailbox)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             (cycle_id, seq, cloud_id, object_guid, dn, usn_changed, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut seq = last_seq.unwrap_or(0);
     for encoded in writes {
@@ -66,9 +68,7 @@ pub(super) fn append(
             &w.object_guid[..],
             w.dn,
             encoded.usn_changed,
-            encoded.mods,
-            encoded.before,
-            encoded.mailbox,
+            encoded.payload,
         ])?;
     }
     Ok(())
@@ -83,7 +83,7 @@ pub(super) fn page(
     // Stored seqs are positive i64s: a cursor beyond i64::MAX is past all of them.
     let after_seq = i64::try_from(after_seq).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, cloud_id, object_guid, dn, usn_changed, mods, before, mailbox
+        "SELECT seq, cloud_id, object_guid, dn, usn_changed, payload
          FROM staged_writes WHERE cycle_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt.query_map(
@@ -127,16 +127,14 @@ pub(super) fn purge_before(tx: &Transaction<'_>, cutoff: i64) -> Result<u64> {
     Ok(count(removed))
 }
 
-/// A staged row as stored, before its JSON and blob columns are decoded.
+/// A staged row as stored, before its blob columns are decoded.
 struct RawStaged {
     seq: i64,
     cloud_id: String,
     object_guid: Vec<u8>,
     dn: String,
     usn_changed: i64,
-    mods: String,
-    before: String,
-    mailbox: String,
+    payload: Vec<u8>,
 }
 
 impl RawStaged {
@@ -147,25 +145,21 @@ impl RawStaged {
             object_guid: row.get(2)?,
             dn: row.get(3)?,
             usn_changed: row.get(4)?,
-            mods: row.get(5)?,
-            before: row.get(6)?,
-            mailbox: row.get(7)?,
+            payload: row.get(5)?,
         })
     }
 
     fn decode(self) -> Result<(u64, StagedWrite)> {
         let seq = u64::try_from(self.seq)
             .map_err(|_| StateError::corrupt("staged write seq", self.seq))?;
+        let payload: StagedPayload<'_> = codec::decode("staged write", &self.payload)?;
         let write = StagedWrite {
             object_guid: guid_from_blob(&self.object_guid)?,
             usn_changed: u64::try_from(self.usn_changed)
                 .map_err(|_| StateError::corrupt("staged uSNChanged", self.usn_changed))?,
-            mods: serde_json::from_str(&self.mods)
-                .map_err(|e| StateError::corrupt("staged modifications", e))?,
-            before: serde_json::from_str(&self.before)
-                .map_err(|e| StateError::corrupt("staged values", e))?,
-            mailbox: serde_json::from_str(&self.mailbox)
-                .map_err(|e| StateError::corrupt("staged mailbox", e))?,
+            mods: payload.mods.into_owned(),
+            before: payload.before.into_values()?,
+            mailbox: payload.mailbox.into_mailbox(),
             cloud_id: self.cloud_id,
             dn: self.dn,
         };
