@@ -75,6 +75,7 @@ def generate(prefix, count):
     """Yield (index, sAMAccountName, cn, [(attribute, value), ...]) for users 1..count."""
     domain = mail_domain(prefix)
     seen = {}
+    seen_short = {}
     for index in range(1, count + 1):
         rng = random.Random(f"{prefix}/{index}")
         given = rng.choice(GIVEN_NAMES)
@@ -83,7 +84,12 @@ def generate(prefix, count):
         n = seen.get(base_local, 0) + 1
         seen[base_local] = n
         local = base_local if n == 1 else f"{base_local}{n}"
-        short = f"{ascii_token(given)[:1]}{ascii_token(surname)}{'' if n == 1 else n}"
+        # Counted on its own: Anna and Alice Müller share "amuller" but not "anna.muller", and an
+        # address two users share is quarantined by Exchange (and by the emulator's import).
+        base_short = f"{ascii_token(given)[:1]}{ascii_token(surname)}"
+        m = seen_short.get(base_short, 0) + 1
+        seen_short[base_short] = m
+        short = base_short if m == 1 else f"{base_short}{m}"
         sam = sam_for(prefix, index)
         display = f"{given} {surname}"
         cn = f"{display} ({sam})"

@@ -16,6 +16,25 @@ import urllib.parse
 
 import ldif
 
+# Snapshots of seeded users are named after the seed data's version: a change to
+# scripts/ad-dc.d/seeddata.py changes the users, so older snapshots must not be restored (nor
+# grown incrementally). Version 2: short smtp addresses are unique (in version 1, "bench-N",
+# 60-72 % of users shared one with another user).
+SNAPSHOT_PREFIX = "bench-v2-"
+# What `--seed-version 1` restores: snapshots made before the fix (they cannot be made any more).
+SNAPSHOT_PREFIXES = {1: "bench-", 2: SNAPSHOT_PREFIX}
+CURRENT_SEED_VERSION = 2
+
+
+def use_seed_version(version):
+    """Restore (never make) snapshots of an older seed version, for comparing with older runs."""
+    global SNAPSHOT_PREFIX
+    SNAPSHOT_PREFIX = SNAPSHOT_PREFIXES[version]
+
+
+def snapshot_name(n):
+    return f"{SNAPSHOT_PREFIX}{n}"
+
 
 class BenchError(Exception):
     """A step failed: the message says which and why; the run stops."""
@@ -158,20 +177,20 @@ class DomainController:
         return time.monotonic() - t0, proc.stdout, proc.stderr
 
     def snapshots(self):
-        """{N: name} of the bench-N snapshots in this home."""
+        """{N: name} of this seed version's snapshots in this home (SNAPSHOT_PREFIX + N)."""
         found = {}
         try:
             names = os.listdir(os.path.join(self.home, "snapshots"))
         except FileNotFoundError:
             return found
         for name in names:
-            m = re.fullmatch(r"bench-([0-9]+)", name)
+            m = re.fullmatch(re.escape(SNAPSHOT_PREFIX) + r"([0-9]+)", name)
             if m:
                 found[int(m.group(1))] = name
         return found
 
     def restore(self, n, fsync):
-        seconds, _, _ = self.ad_dc("snapshot", "restore", f"bench-{n}", fsync=fsync)
+        seconds, _, _ = self.ad_dc("snapshot", "restore", snapshot_name(n), fsync=fsync)
         return seconds
 
     def stop(self):

@@ -79,6 +79,10 @@ pub enum CloudError {
     /// asked not to restart automatically.
     #[error("Graph delta sync state lost ({reason}); a full resync is required")]
     ResyncRequired { reason: String },
+
+    /// The record of the mailboxes a pass delivered (kept by the caller) failed.
+    #[error("cannot record the mailboxes this pass delivered: {0}")]
+    DeliveredIds(String),
 }
 
 /// One mailbox that could not be turned into a [`writeback_core::Mailbox`].

@@ -1,8 +1,10 @@
 //! Reader of all cloud-managed mailboxes through the Exchange Online admin API (`Get-Mailbox`).
 //!
 //! A pass is pulled page by page ([`MailboxPass::next_page`]), so memory depends on the page
-//! size, not on the tenant: the only state kept across pages is the set of ids already emitted
-//! (16 bytes per mailbox), which lets a restarted query skip what was already delivered.
+//! size, not on the tenant: the only state kept across pages is the set of ids already emitted,
+//! which lets a restarted query skip what was already delivered. It is a [`DeliveredIds`]: in
+//! memory by default (16 bytes per mailbox, fine for incremental passes), or wherever the caller
+//! keeps it (the engine's full passes keep it on disk, in the pass's scope snapshot).
 
 use crate::auth::TokenProvider;
 use crate::config::CloudConfig;
@@ -43,7 +45,10 @@ pub fn choose_pass(
 ) -> PassKind {
     let interval = time::Duration::try_from(full_pass_interval).unwrap_or(time::Duration::MAX);
     match (watermark, last_full_pass) {
-        (Some(since), Some(last)) if now - last < interval => PassKind::Incremental { since, overlap: true },
+        (Some(since), Some(last)) if now - last < interval => PassKind::Incremental {
+            since,
+            overlap: true,
+        },
         _ => PassKind::Full,
     }
 }
@@ -114,13 +119,27 @@ impl ExchangeReader {
             PassKind::Full => CLOUD_MANAGED_FILTER.to_string(),
             PassKind::Incremental { since, overlap } => format!(
                 "{CLOUD_MANAGED_FILTER} -and WhenChangedUTC -ge '{}'",
-                if overlap { since.minus(self.overlap) } else { since }.to_filter_literal()
+                if overlap {
+                    since.minus(self.overlap)
+                } else {
+                    since
+                }
+                .to_filter_literal()
             ),
         }
     }
 
     /// Starts a pass; nothing is sent until the first [`MailboxPass::next_page`].
     pub fn pass(&self, kind: PassKind) -> MailboxPass<'_> {
+        self.pass_with(kind, Box::new(SeenIds::default()))
+    }
+
+    /// [`ExchangeReader::pass`], remembering the delivered ids in `delivered`.
+    pub fn pass_with<'a>(
+        &'a self,
+        kind: PassKind,
+        delivered: Box<dyn DeliveredIds + Send + 'a>,
+    ) -> MailboxPass<'a> {
         let body = json!({
             "CmdletInput": {
                 "CmdletName": "Get-Mailbox",
@@ -131,7 +150,7 @@ impl ExchangeReader {
             reader: self,
             body,
             next: Some(self.invoke_url.clone()),
-            seen: SeenIds::default(),
+            seen: delivered,
             summary: PassSummary {
                 kind,
                 mailboxes: 0,
@@ -231,7 +250,10 @@ fn status_error(endpoint: String, response: &HttpResponse) -> CloudError {
 }
 
 /// A successful InvokeCommand answer's envelope, or the error the answer stands for.
-fn decode_page(endpoint: String, response: &HttpResponse) -> Result<MailboxPageEnvelope, CloudError> {
+fn decode_page(
+    endpoint: String,
+    response: &HttpResponse,
+) -> Result<MailboxPageEnvelope, CloudError> {
     if !response.status.is_success() {
         return Err(status_error(endpoint, response));
     }
@@ -252,13 +274,22 @@ fn is_expired_pagination(response: &HttpResponse) -> bool {
 }
 
 /// A pass in progress.
-#[derive(Debug)]
 pub struct MailboxPass<'a> {
     reader: &'a ExchangeReader,
     body: serde_json::Value,
     next: Option<String>,
-    seen: SeenIds,
+    seen: Box<dyn DeliveredIds + Send + 'a>,
     summary: PassSummary,
+}
+
+impl std::fmt::Debug for MailboxPass<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxPass")
+            .field("next", &self.next)
+            .field("delivered", &self.seen.count())
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MailboxPass<'_> {
@@ -276,7 +307,7 @@ impl MailboxPass<'_> {
                 continue;
             }
             let envelope = decode_page(endpoint, &response)?;
-            return Ok(Some(self.accept(envelope)));
+            return self.accept(envelope).map(Some);
         }
     }
 
@@ -292,14 +323,14 @@ impl MailboxPass<'_> {
         tracing::warn!(
             endpoint = %endpoint,
             restart = self.summary.restarts,
-            already_delivered = self.seen.len(),
+            already_delivered = self.seen.count(),
             "Exchange pagination expired; restarting the query and skipping mailboxes already delivered"
         );
         self.next = Some(self.reader.invoke_url.clone());
         Ok(())
     }
 
-    fn accept(&mut self, envelope: MailboxPageEnvelope) -> MailboxPage {
+    fn accept(&mut self, envelope: MailboxPageEnvelope) -> Result<MailboxPage, CloudError> {
         let mut page = MailboxPage {
             mailboxes: Vec::with_capacity(envelope.value.len()),
             warnings: envelope.warnings,
@@ -311,7 +342,7 @@ impl MailboxPass<'_> {
                 Err(error) => error.id.as_deref(),
             };
             if let Some(id) = id {
-                if !self.seen.insert(id) {
+                if !self.seen.first_delivery(id)? {
                     self.summary.duplicates_skipped += 1;
                     continue;
                 }
@@ -341,7 +372,7 @@ impl MailboxPass<'_> {
             }
             (None, true) => {}
         }
-        page
+        Ok(page)
     }
 
     /// The summary so far (final once `next_page` returned `None`).
@@ -358,7 +389,27 @@ impl MailboxPass<'_> {
     }
 }
 
-/// Ids already delivered in this pass: GUIDs as 16-byte keys, anything else as text.
+/// The ids a pass has delivered so far.
+pub trait DeliveredIds {
+    /// Records `id`; true when it was not delivered before in this pass. GUIDs compare
+    /// case-insensitively.
+    fn first_delivery(&mut self, id: &str) -> Result<bool, CloudError>;
+
+    /// How many distinct ids were delivered.
+    fn count(&self) -> u64;
+}
+
+impl DeliveredIds for SeenIds {
+    fn first_delivery(&mut self, id: &str) -> Result<bool, CloudError> {
+        Ok(self.insert(id))
+    }
+
+    fn count(&self) -> u64 {
+        u64::try_from(self.len()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Ids already delivered in this pass, in memory: GUIDs as 16-byte keys, anything else as text.
 #[derive(Debug, Default)]
 pub struct SeenIds {
     guids: HashSet<u128>,

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 pub use config::{CertificateAlgorithm, CloudConfig, CloudEnvironment, Credential, Secret};
 pub use error::{CloudError, MailboxError};
-pub use exchange::{ExchangeReader, MailboxPage, PassKind, PassSummary};
+pub use exchange::{DeliveredIds, ExchangeReader, MailboxPage, PassKind, PassSummary};
 pub use exchange_parse::Watermark;
 pub use graph::{DeltaCursor, GraphReader};
 pub use graph_parse::{DeltaPage, Field, GraphUser, RemovalReason, RemovedUser};

@@ -400,7 +400,10 @@ async fn a_401_gets_one_retry_with_a_new_token() {
 async fn incremental_pass_filters_from_the_watermark_with_or_without_the_overlap() {
     let (server, readers) = setup().await;
     let since = Watermark::parse("2024-04-10T08:56:22.7000000Z").expect("mark");
-    for (overlap, from) in [(true, "2024-04-10T08:51:22Z"), (false, "2024-04-10T08:56:22Z")] {
+    for (overlap, from) in [
+        (true, "2024-04-10T08:51:22Z"),
+        (false, "2024-04-10T08:56:22Z"),
+    ] {
         server.push(&common::invoke_path(), page(&server, vec![], None, &[]));
         let (items, summary) = read(&readers, PassKind::Incremental { since, overlap })
             .await
@@ -411,7 +414,8 @@ async fn incremental_pass_filters_from_the_watermark_with_or_without_the_overlap
             "nothing seen: keep the old watermark"
         );
         let requests = server.requests(&common::invoke_path());
-        let body: Value = serde_json::from_slice(&requests.last().expect("a request").body).expect("json");
+        let body: Value =
+            serde_json::from_slice(&requests.last().expect("a request").body).expect("json");
         assert_eq!(
             body["CmdletInput"]["Parameters"]["Filter"],
             format!("IsExchangeCloudManaged -eq 'True' -and WhenChangedUTC -ge '{from}'")
@@ -437,4 +441,82 @@ fn full_pass_when_no_watermark_or_the_last_full_pass_is_old() {
             overlap: true
         }
     );
+}
+
+/// A caller-kept set of delivered ids (as the engine keeps one on disk for full passes).
+struct Recorded {
+    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    fail_at: Option<usize>,
+}
+
+impl writeback_cloud::DeliveredIds for Recorded {
+    fn first_delivery(&mut self, id: &str) -> Result<bool, CloudError> {
+        let mut ids = self.ids.lock().unwrap();
+        if self.fail_at == Some(ids.len()) {
+            return Err(CloudError::DeliveredIds("disk full".into()));
+        }
+        let id = id.to_ascii_lowercase();
+        if ids.contains(&id) {
+            return Ok(false);
+        }
+        ids.push(id);
+        Ok(true)
+    }
+
+    fn count(&self) -> u64 {
+        self.ids.lock().unwrap().len() as u64
+    }
+}
+
+#[tokio::test]
+async fn a_caller_kept_delivered_set_is_what_skips_repeats_and_its_failure_stops_the_pass() {
+    let (server, readers) = setup().await;
+    let path = common::invoke_path();
+    let upper_b = B.to_ascii_uppercase();
+    for _ in 0..2 {
+        server.push(
+            &path,
+            page(
+                &server,
+                vec![
+                    mailbox(A, "2024-01-01T00:00:00Z"),
+                    mailbox(B, "2024-01-01T00:00:00Z"),
+                    // The same mailbox again, its id in capitals: still a repeat.
+                    mailbox(&upper_b, "2024-01-01T00:00:00Z"),
+                ],
+                None,
+                &[],
+            ),
+        );
+    }
+    let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut pass = readers.exchange.pass_with(
+        PassKind::Full,
+        Box::new(Recorded {
+            ids: ids.clone(),
+            fail_at: None,
+        }),
+    );
+    let mut delivered = Vec::new();
+    while let Some(page) = pass.next_page().await.expect("page") {
+        delivered.extend(page.mailboxes);
+    }
+    assert_eq!(ok_ids(&delivered), [A, B]);
+    assert_eq!(pass.summary().duplicates_skipped, 1);
+    assert_eq!(
+        *ids.lock().unwrap(),
+        [A.to_ascii_lowercase(), B.to_ascii_lowercase()]
+    );
+
+    let mut failing = readers.exchange.pass_with(
+        PassKind::Full,
+        Box::new(Recorded {
+            ids: Default::default(),
+            fail_at: Some(1),
+        }),
+    );
+    match failing.next_page().await {
+        Err(CloudError::DeliveredIds(detail)) => assert_eq!(detail, "disk full"),
+        other => panic!("expected the set's failure, got {other:?}"),
+    }
 }

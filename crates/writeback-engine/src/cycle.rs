@@ -6,7 +6,7 @@
 //! of any size plans in constant memory.
 
 use crate::engine::{now_ms, Assessment, Engine};
-use crate::scope_snapshot::{Resolution, SnapshotPlanner};
+use crate::scope_snapshot::{Resolution, SnapshotDeliveredIds, SnapshotPlanner};
 use crate::error::EngineError;
 use crate::report::{values_cleared, CycleSummary, HeldSummary, ObjectReport};
 use futures_util::stream::{self, StreamExt};
@@ -203,7 +203,11 @@ impl<S: StateStore + ?Sized> Engine<S> {
         shutdown: &Shutdown,
         snapshot: Option<&ScopeSnapshot>,
     ) -> Result<writeback_cloud::PassSummary, EngineError> {
-        let mut pass = self.cloud.exchange.pass(kind);
+        // A full pass keeps the ids Exchange delivered in its scope snapshot, not in memory.
+        let mut pass = match snapshot {
+            Some(snapshot) => self.cloud.exchange.pass_with(kind, Box::new(SnapshotDeliveredIds::new(snapshot))),
+            None => self.cloud.exchange.pass(kind),
+        };
         // Mailboxes of the error queue this pass already dealt with (staged, or failed again):
         // the due retries skip them. Bounded by the queue, not the tenant.
         let mut handled_failures: HashSet<String> = HashSet::new();

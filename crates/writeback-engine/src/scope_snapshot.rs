@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use writeback_ad::{ids, AdUser};
-use writeback_cloud::anchor_key;
+use writeback_cloud::{anchor_key, CloudError, DeliveredIds};
 use writeback_core::{plan, Anchors, Mailbox, PlanPolicy};
 use writeback_state::codec::{self, CompactValues};
 use writeback_state::{Join, MailboxState, MatchedBy, ScopeSnapshot, SnapshotRow, StateStore};
@@ -198,6 +198,36 @@ impl<S: StateStore + ?Sized> SnapshotPlanner<'_, S> {
 
     fn user(&self, guid: &[u8; 16]) -> Result<Option<AdUser>, EngineError> {
         self.snapshot.by_guid(guid)?.map(|payload| decode(&payload)).transpose()
+    }
+}
+
+/// The ids a full pass's Exchange reader delivered, kept in the pass's scope snapshot (on disk)
+/// rather than in memory: at millions of mailboxes that set was what still grew with the tenant.
+pub(crate) struct SnapshotDeliveredIds<'a> {
+    snapshot: &'a ScopeSnapshot,
+    count: u64,
+}
+
+impl<'a> SnapshotDeliveredIds<'a> {
+    pub(crate) fn new(snapshot: &'a ScopeSnapshot) -> Self {
+        SnapshotDeliveredIds { snapshot, count: 0 }
+    }
+}
+
+impl DeliveredIds for SnapshotDeliveredIds<'_> {
+    fn first_delivery(&mut self, id: &str) -> Result<bool, CloudError> {
+        // GUIDs in one spelling, so that they compare case-insensitively as the reader's own
+        // in-memory set does.
+        let first = self
+            .snapshot
+            .first_delivery(anchor_key(id).as_bytes())
+            .map_err(|e| CloudError::DeliveredIds(e.to_string()))?;
+        self.count += u64::from(first);
+        Ok(first)
+    }
+
+    fn count(&self) -> u64 {
+        self.count
     }
 }
 

@@ -72,7 +72,8 @@ impl ScopeSnapshot {
                  consistency_guid BLOB,
                  sid TEXT COLLATE NOCASE,
                  payload BLOB NOT NULL
-             );",
+             );
+             CREATE TABLE delivered (id BLOB PRIMARY KEY) WITHOUT ROWID;",
         )
         .map_err(open_err)?;
         Ok(ScopeSnapshot {
@@ -161,6 +162,25 @@ impl ScopeSnapshot {
         )
     }
 
+    /// Records that the pass's cloud reader delivered the mailbox with this (normalised) id;
+    /// true the first time. Kept here rather than in memory so that a pass over millions of
+    /// mailboxes does not hold millions of ids (a restarted Exchange query re-delivers them).
+    pub fn first_delivery(&self, id: &[u8]) -> Result<bool> {
+        let inserted = self
+            .conn()
+            .prepare_cached("INSERT OR IGNORE INTO delivered (id) VALUES (?1)")?
+            .execute([id])?;
+        Ok(inserted == 1)
+    }
+
+    /// How many distinct ids [`ScopeSnapshot::first_delivery`] has seen.
+    pub fn delivered_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM delivered", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn collect(&self, sql: &str, key: impl rusqlite::ToSql) -> Result<Vec<Vec<u8>>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(sql)?;
@@ -185,6 +205,18 @@ fn remove_files(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivered_id_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = ScopeSnapshot::create_in(dir.path()).unwrap();
+        assert!(snapshot.first_delivery(b"a").unwrap());
+        assert!(snapshot.first_delivery(b"b").unwrap());
+        assert!(!snapshot.first_delivery(b"a").unwrap());
+        assert_eq!(snapshot.delivered_count().unwrap(), 2);
+        // Independent of the objects.
+        assert_eq!(snapshot.len().unwrap(), 0);
+    }
 
     fn row(n: u8, cg: Option<u8>, sid: Option<&str>) -> SnapshotRow {
         SnapshotRow {

@@ -159,6 +159,8 @@ pub trait StateStore: Send + Sync {
     fn synced_version(&self, cloud_id: &str) -> Result<Option<String>>;
 
     /// Remembers, per mailbox, the cloud record now in sync in AD (`(cloud_id, WhenChangedUTC)`).
+    /// Kept with the mailbox's join: a mailbox without one is left out (it has no object to be
+    /// in sync with).
     fn record_synced(&self, records: &[(&str, &str)]) -> Result<()>;
 
     /// [`StateStore::clear_failure`] for many mailboxes in one transaction.

@@ -274,8 +274,28 @@ fn an_approved_plan_can_still_be_discarded_before_it_is_applied() {
 fn the_synced_version_is_kept_per_mailbox_and_forgotten_with_its_join() {
     use writeback_state::{Join, MatchedBy};
     let t = TempStore::new();
+    let join = |cloud_id: &str, guid: u8| Join {
+        cloud_id: cloud_id.into(),
+        object_guid: [guid; 16],
+        dn: "CN=A,DC=x".into(),
+        matched_by: MatchedBy::Sid,
+        verified_at: 1,
+    };
     assert_eq!(t.store.synced_version("m1").unwrap(), None);
     t.store.record_synced(&[]).unwrap();
+    // Without a join there is no object to be in sync with: nothing is kept.
+    t.store
+        .record_synced(&[("m1", "2026-11-27T09:00:00Z")])
+        .unwrap();
+    assert_eq!(t.store.synced_version("m1").unwrap(), None);
+
+    t.store.upsert_join(&join("m1", 1)).unwrap();
+    t.store.upsert_join(&join("m2", 3)).unwrap();
+    assert_eq!(
+        t.store.synced_version("m1").unwrap(),
+        None,
+        "a new join starts out of sync"
+    );
     t.store
         .record_synced(&[
             ("m1", "2026-11-27T10:00:00Z"),
@@ -293,31 +313,43 @@ fn the_synced_version_is_kept_per_mailbox_and_forgotten_with_its_join() {
         t.store.synced_version("m2").unwrap().as_deref(),
         Some("2026-11-27T10:00:01Z")
     );
+    let states = t
+        .store
+        .mailbox_states(&[("m1", "m1"), ("m3", "m3")])
+        .unwrap();
+    assert_eq!(
+        (
+            states[0].join.as_ref().map(|j| j.object_guid),
+            states[0].synced.as_deref()
+        ),
+        (Some([1; 16]), Some("2026-11-27T11:00:00Z"))
+    );
+    assert_eq!(
+        (states[1].join.as_ref(), states[1].synced.as_deref()),
+        (None, None)
+    );
 
-    let join = |guid: u8| Join {
-        cloud_id: "m1".into(),
-        object_guid: [guid; 16],
-        dn: "CN=A,DC=x".into(),
-        matched_by: MatchedBy::Sid,
-        verified_at: 1,
-    };
-    t.store.upsert_join(&join(1)).unwrap();
-    t.store.upsert_join(&join(1)).unwrap();
+    t.store.upsert_join(&join("m1", 1)).unwrap();
     assert!(
         t.store.synced_version("m1").unwrap().is_some(),
         "the same object: still in sync"
     );
-    t.store.upsert_join(&join(2)).unwrap();
+    t.store.upsert_join(&join("m1", 2)).unwrap();
     assert_eq!(
         t.store.synced_version("m1").unwrap(),
         None,
         "joined to another object: forgotten"
     );
-    t.store.record_synced(&[("m2", "x")]).unwrap();
     t.store.remove_join("m2").unwrap();
     assert_eq!(
         t.store.synced_version("m2").unwrap(),
         None,
         "join removed: forgotten"
+    );
+    t.store.upsert_join(&join("m2", 3)).unwrap();
+    assert_eq!(
+        t.store.synced_version("m2").unwrap(),
+        None,
+        "and not back with a new join"
     );
 }

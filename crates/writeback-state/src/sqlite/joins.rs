@@ -35,15 +35,15 @@ pub(super) fn upsert(tx: &Transaction<'_>, join: &Join) -> Result<()> {
             });
         }
     }
-    if let Some(previous) = by_cloud_id(tx, &join.cloud_id)? {
-        if previous.object_guid != join.object_guid {
-            forget_synced(tx, &join.cloud_id)?;
-        }
-    }
+    // What was in sync with another object says nothing about the new one, so the synced
+    // version goes when the object changes. (The last written values need no forgetting: they
+    // are read through the current join's object.)
     tx.prepare_cached(
         "INSERT INTO joins (cloud_id, object_guid, dn, matched_by, verified_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (cloud_id) DO UPDATE SET object_guid = excluded.object_guid, dn = excluded.dn,
-             matched_by = excluded.matched_by, verified_at = excluded.verified_at",
+             matched_by = excluded.matched_by, verified_at = excluded.verified_at,
+             synced_when_changed = CASE WHEN joins.object_guid = excluded.object_guid
+                                        THEN joins.synced_when_changed END",
     )?
     .execute(params![join.cloud_id, &join.object_guid[..], join.dn, join.matched_by.as_str(), join.verified_at])?;
     Ok(())
@@ -54,30 +54,40 @@ pub(super) fn remove(tx: &Transaction<'_>, cloud_id: &str) -> Result<bool> {
         .prepare_cached("DELETE FROM joins WHERE cloud_id = ?1")?
         .execute([cloud_id])?
         > 0;
-    forget_synced(tx, cloud_id)?;
     Ok(removed)
-}
-
-/// What was in sync with another object says nothing about the new one. (The last written
-/// values need no forgetting: they are read through the current join's object.)
-fn forget_synced(tx: &Transaction<'_>, cloud_id: &str) -> Result<()> {
-    tx.prepare_cached("DELETE FROM synced WHERE cloud_id = ?1")?
-        .execute([cloud_id])?;
-    Ok(())
 }
 
 pub(super) fn synced_version(conn: &Connection, cloud_id: &str) -> Result<Option<String>> {
     Ok(conn
-        .prepare_cached("SELECT when_changed FROM synced WHERE cloud_id = ?1")?
+        .prepare_cached("SELECT synced_when_changed FROM joins WHERE cloud_id = ?1")?
         .query_row([cloud_id], |row| row.get(0))
-        .optional()?)
+        .optional()?
+        .flatten())
 }
 
+/// The join and the synced version kept with it, in one lookup.
+pub(super) fn with_synced(
+    conn: &Connection,
+    cloud_id: &str,
+) -> Result<(Option<Join>, Option<String>)> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, synced_when_changed FROM joins WHERE cloud_id = ?1"
+    ))?;
+    let raw = stmt
+        .query_row([cloud_id], |row| {
+            Ok((RawJoin::from_row(row)?, row.get::<_, Option<String>>(5)?))
+        })
+        .optional()?;
+    match raw {
+        None => Ok((None, None)),
+        Some((join, synced)) => Ok((Some(join.into_join()?), synced)),
+    }
+}
+
+/// Only for mailboxes with a join: the version is kept with it (and forgotten with it).
 pub(super) fn record_synced(tx: &Transaction<'_>, records: &[(&str, &str)]) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO synced (cloud_id, when_changed) VALUES (?1, ?2)
-         ON CONFLICT (cloud_id) DO UPDATE SET when_changed = excluded.when_changed",
-    )?;
+    let mut stmt =
+        tx.prepare_cached("UPDATE joins SET synced_when_changed = ?2 WHERE cloud_id = ?1")?;
     for (cloud_id, when_changed) in records {
         stmt.execute([cloud_id, when_changed])?;
     }

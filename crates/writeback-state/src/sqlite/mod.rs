@@ -277,11 +277,12 @@ impl StateStore for SqliteStore {
         self.read_consistent(|conn| {
             keys.iter()
                 .map(|(cloud_id, anchor_key)| {
+                    let (join, synced) = joins::with_synced(conn, cloud_id)?;
                     Ok(MailboxState {
                         anchors: anchors::get(conn, anchor_key)?,
                         failure: queue::one(conn, cloud_id)?,
-                        join: joins::by_cloud_id(conn, cloud_id)?,
-                        synced: joins::synced_version(conn, cloud_id)?,
+                        join,
+                        synced,
                     })
                 })
                 .collect()

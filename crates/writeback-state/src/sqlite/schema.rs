@@ -153,6 +153,8 @@ CREATE TABLE synced (
 /// when read instead. `journal.before` keeps only the attributes the write touches. Staged
 /// writes keep their payload as one compact binary blob (see `codec.rs`); a stage lives for one
 /// cycle and no cycle runs during a migration, so the old stage table is dropped, not converted.
+/// The synced version (v4's `synced` table) moves into `joins`: it lives and dies with the join,
+/// and a pass reads both in one lookup instead of two.
 ///
 /// Every audit row of a v4 file belongs to a journal entry with an outcome (both are written by
 /// one transaction and purged by the same cutoff), so dropping the audit table loses nothing;
@@ -161,6 +163,9 @@ const V5: &str = r#"
 DROP TABLE audit;
 DROP TABLE last_written;
 CREATE INDEX journal_cloud_id ON journal (cloud_id);
+ALTER TABLE joins ADD COLUMN synced_when_changed TEXT;
+UPDATE joins SET synced_when_changed = (SELECT when_changed FROM synced WHERE synced.cloud_id = joins.cloud_id);
+DROP TABLE synced;
 DROP TABLE staged_writes;
 CREATE TABLE staged_writes (
     cycle_id INTEGER NOT NULL REFERENCES cycles (id),

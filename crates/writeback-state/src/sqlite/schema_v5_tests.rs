@@ -33,6 +33,7 @@ fn create_v4_file(path: &Path) -> Connection {
             VALUES (140, 1, 2, 'cloud-b', 'CN=B,DC=t', 'extensionAttribute2', '[]', '["two"]', 'failed', 50, 'insufficient access');
         INSERT INTO journal (cycle_id, cloud_id, object_guid, dn, mods, before, recorded_at)
             VALUES (1, 'cloud-c', x'03030303030303030303030303030303', 'CN=C,DC=t', '[]', '{}', 150);
+        INSERT INTO synced VALUES ('cloud-a', '2026-01-01T00:00:00Z'), ('cloud-unjoined', '2026-01-02T00:00:00Z');
         INSERT INTO staged_writes VALUES (1, 1, 'cloud-a', x'01010101010101010101010101010101', 'CN=A,DC=t', 7, '[]', '{}', '{"cloud_id":"cloud-a"}');"#,
     )
     .unwrap();
@@ -133,6 +134,12 @@ fn a_version_4_file_keeps_its_audit_log_and_last_written_values_read_from_the_jo
         store.last_written("cloud-b").unwrap().is_empty(),
         "failed writes and unjoined mailboxes wrote nothing"
     );
+    // The synced version moved into the join; one without a join had nothing to be in sync with.
+    assert_eq!(
+        store.synced_version("cloud-a").unwrap().as_deref(),
+        Some("2026-01-01T00:00:00Z")
+    );
+    assert_eq!(store.synced_version("cloud-unjoined").unwrap(), None);
     assert_eq!(store.in_flight().unwrap().len(), 1);
     assert!(store.integrity_check().unwrap().is_empty());
 
