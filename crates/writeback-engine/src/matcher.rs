@@ -176,7 +176,7 @@ pub(crate) fn accept<S: StateStore + ?Sized>(
         Some(join) if join.object_guid == matched.user.object_guid => None,
         _ => store.join_by_guid(&matched.user.object_guid)?,
     };
-    match verify(scope, mailbox, &matched, known, holder.as_ref(), now) {
+    match verify(scope, mailbox, &matched, known, holder.as_ref().map(|j| j.cloud_id.as_str()), now) {
         Err(reason) => Ok(Err(reason)),
         Ok(join) => {
             if let Some(join) = join {
@@ -188,14 +188,15 @@ pub(crate) fn accept<S: StateStore + ?Sized>(
 }
 
 /// The checks every match passes, however it was found (a live search or a scope snapshot).
-/// `holder` is whoever holds a join to the matched object (looked up by the caller, who may
-/// batch those lookups). On success, the join to record, if it is new or its DN changed.
+/// `holder` is the mailbox (cloud id) holding a join to the matched object, looked up by the
+/// caller, who may batch those lookups. On success, the join to record, if it is new or its DN
+/// changed.
 pub(crate) fn verify(
     scope: &[String],
     mailbox: &Mailbox,
     matched: &Matched,
     known: Option<&Join>,
-    holder: Option<&Join>,
+    holder: Option<&str>,
     now: i64,
 ) -> Result<Option<Join>, SkipReason> {
     let user = &matched.user;
@@ -211,8 +212,8 @@ pub(crate) fn verify(
     if !in_scope(&user.dn, scope) {
         return Err(SkipReason::OutOfScope { dn: user.dn.clone() });
     }
-    if let Some(other) = holder.filter(|h| h.cloud_id != mailbox.cloud_id) {
-        return Err(SkipReason::JoinedElsewhere { dn: user.dn.clone(), cloud_id: other.cloud_id.clone() });
+    if let Some(other) = holder.filter(|h| *h != mailbox.cloud_id) {
+        return Err(SkipReason::JoinedElsewhere { dn: user.dn.clone(), cloud_id: other.to_owned() });
     }
     let unchanged = known.is_some_and(|j| j.dn == user.dn && j.object_guid == user.object_guid);
     if unchanged {

@@ -115,20 +115,14 @@ impl<S: StateStore + ?Sized> SnapshotPlanner<'_, S> {
                 Step::Found { matched, join, had_failure } => (*matched, join, had_failure),
             };
             let guid = matched.user.object_guid;
+            let stored_holder;
             let holder = if own_join(join.as_ref(), &matched) {
                 None
             } else {
-                let stored = holders.next().flatten();
-                let in_page = claimed.get(&guid).map(|cloud_id| Join {
-                    cloud_id: cloud_id.clone(),
-                    object_guid: guid,
-                    dn: matched.user.dn.clone(),
-                    matched_by: matched.matched_by,
-                    verified_at: now,
-                });
-                stored.or(in_page)
+                stored_holder = holders.next().flatten();
+                stored_holder.as_ref().map(|j| j.cloud_id.as_str()).or_else(|| claimed.get(&guid).map(String::as_str))
             };
-            let assessment = match verify(self.scope, &mailbox, &matched, join.as_ref(), holder.as_ref(), now) {
+            let assessment = match verify(self.scope, &mailbox, &matched, join.as_ref(), holder, now) {
                 Ok(record) => {
                     if let Some(record) = record {
                         claimed.insert(guid, record.cloud_id.clone());
