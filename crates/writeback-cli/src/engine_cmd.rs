@@ -40,10 +40,10 @@ pub async fn check(config: &Config) -> Result<i32> {
     report(true, format!("config {} parsed", config.path.display()), "");
     match config.open_state() {
         Ok(_) => report(true, format!("state store {}", config.state_path().display()), ""),
-        Err(e) => report(false, format!("state store: {e:#}"), "make [state] path writable by the service account"),
+        Err(e) => report(false, format!("state store: {}", crate::error_text::render(&e)), "make [state] path writable by the service account"),
     }
     match config.ad() {
-        Err(e) => report(false, format!("[ad]: {e:#}"), "see packaging/writeback.toml.example"),
+        Err(e) => report(false, format!("[ad]: {}", crate::error_text::render(&e)), "see packaging/writeback.toml.example"),
         Ok(ad) => {
             let scope = if ad.scope.is_empty() { vec![ad.base_dn.clone()] } else { ad.scope.clone() };
             match AdDirectory::connect(ad.clone()).await {
@@ -78,7 +78,7 @@ pub async fn check(config: &Config) -> Result<i32> {
         }
     }
     match config.cloud() {
-        Err(e) => report(false, format!("[cloud]: {e:#}"), "see packaging/writeback.toml.example"),
+        Err(e) => report(false, format!("[cloud]: {}", crate::error_text::render(&e)), "see packaging/writeback.toml.example"),
         Ok(cloud) => match CloudReaders::from_config(&cloud) {
             Err(e) => report(false, format!("cloud credentials: {e}"), "check client_secret_file or certificate_file/private_key_file"),
             Ok(readers) => {
@@ -282,20 +282,31 @@ fn progress_bar() -> Option<ProgressBar> {
 }
 
 fn spawn_signal_handler(shutdown: Shutdown) {
+    // The handlers are installed here, before the task is spawned: installed inside it, a
+    // SIGTERM that came before the task first ran would have killed the process with the
+    // default action instead of letting it finish the writes in flight.
+    #[cfg(unix)]
+    let (terminate, interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
+    };
     tokio::spawn(async move {
-        let terminate = async {
-            #[cfg(unix)]
-            {
-                if let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    sig.recv().await;
-                    return;
+        #[cfg(unix)]
+        {
+            let received = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => stream.recv().await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                _ = received(terminate) => {}
+                _ = received(interrupt) => {}
             }
-            std::future::pending::<()>().await;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = terminate => {}
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
         }
         tracing::warn!("stop requested: finishing the writes in flight, then exiting");
         shutdown.trigger();

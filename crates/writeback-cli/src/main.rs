@@ -8,6 +8,7 @@ mod ad_cmd;
 mod cloud_cmd;
 mod config;
 mod engine_cmd;
+mod error_text;
 mod out;
 mod ops_cmd;
 
@@ -124,7 +125,7 @@ fn main() -> ExitCode {
         return match ops_cmd::init(&path, *force) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", error_text::render(&e));
                 ExitCode::FAILURE
             }
         };
@@ -143,7 +144,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text::render(&e));
             ExitCode::FAILURE
         }
     }

@@ -78,6 +78,18 @@ async fn check_sync_status_and_a_clean_stop_of_run() {
     let out = writeback(&bad, &["check"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("failed") && text(&out).contains("fix:"), "{}", text(&out));
+    // A refused token stops the cycle with Entra's reason, said once (it used to be printed
+    // twice: once in the engine's message, once more as that message's cause).
+    let wrong_secret = dir.join("wrong-secret.toml");
+    std::fs::write(dir.join("wrong-secret"), "not the secret").unwrap();
+    std::fs::write(&wrong_secret, config_text("ad-password").replace("client_secret_file = \"secret\"", "client_secret_file = \"wrong-secret\"")).unwrap();
+    let out = writeback(&wrong_secret, &["sync", "--once"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error_line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(error_line.starts_with("error: cloud: authentication against"), "{error_line}");
+    assert_eq!(error_line.matches("AADSTS7000215").count(), 1, "{error_line}");
+    assert!(!stderr.contains("not the secret"), "the secret is never printed");
 
     // The plan, streamed to stdout and to a file: the same document, one object per change.
     let saved = dir.join("plan.json");

@@ -29,7 +29,7 @@ pub use address::{check_smtp_address, AddressProblem, ProxyAddress};
 pub use attribute::{ensure_writable, is_writable, ManagedAttribute, WRITABLE_ATTRIBUTES};
 pub use error::{ApplyError, CoreError, Rule, ValidationError};
 pub use mailbox::{Anchors, Mailbox};
-pub use modification::{ModOp, Modification};
+pub use modification::{touched_attributes, ModOp, Modification};
 pub use plan::{plan, plan_desired};
 pub use policy::PlanPolicy;
 pub use recipient::RemoteRecipientType;

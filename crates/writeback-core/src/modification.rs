@@ -56,6 +56,18 @@ impl Modification {
     }
 }
 
+/// The attributes a list of modifications changes, each once, in first-seen order: what a write
+/// touches, so what its journal entry keeps the values before of and its audit rows list.
+pub fn touched_attributes(mods: &[Modification]) -> Vec<ManagedAttribute> {
+    let mut out: Vec<ManagedAttribute> = Vec::new();
+    for m in mods {
+        if !out.contains(&m.attribute) {
+            out.push(m.attribute);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +87,19 @@ mod tests {
         assert_eq!(back, m);
         let replace: ModOp = serde_json::from_str("\"replace\"").unwrap();
         assert_eq!(replace, ModOp::Replace);
+    }
+
+    #[test]
+    fn touched_attributes_are_unique_in_first_seen_order() {
+        let mods = [
+            Modification::delete(ManagedAttribute::Mail, vec!["a".into()]),
+            Modification::add(ManagedAttribute::ProxyAddresses, vec!["b".into()]),
+            Modification::add(ManagedAttribute::Mail, vec!["c".into()]),
+        ];
+        assert_eq!(
+            touched_attributes(&mods),
+            [ManagedAttribute::Mail, ManagedAttribute::ProxyAddresses]
+        );
+        assert!(touched_attributes(&[]).is_empty());
     }
 }

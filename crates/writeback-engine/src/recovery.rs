@@ -7,7 +7,6 @@
 use crate::engine::{now_ms, Engine};
 use crate::error::EngineError;
 use writeback_ad::ids;
-use writeback_core::{ManagedAttribute, Modification};
 use writeback_state::{JournalEntry, Outcome, StateStore};
 
 /// What recovery found.
@@ -57,19 +56,7 @@ fn is_reflected(entry: &JournalEntry, current: &writeback_core::AdValues) -> boo
     let Ok(expected) = entry.before.apply(&entry.mods) else {
         return false;
     };
-    touched(&entry.mods).all(|attr| same_values(expected.get(attr), current.get(attr)))
-}
-
-fn touched(mods: &[Modification]) -> impl Iterator<Item = ManagedAttribute> + '_ {
-    let mut seen = Vec::new();
-    mods.iter().filter_map(move |m| {
-        if seen.contains(&m.attribute) {
-            None
-        } else {
-            seen.push(m.attribute);
-            Some(m.attribute)
-        }
-    })
+    writeback_core::touched_attributes(&entry.mods).into_iter().all(|attr| same_values(expected.get(attr), current.get(attr)))
 }
 
 fn same_values(a: &[String], b: &[String]) -> bool {

@@ -8,11 +8,12 @@
 //! journal, and a cursor can stop between two attributes of one write.
 
 use super::count;
-use super::journal::{intended_after, touched_attributes, RawEntry, COLUMNS};
+use super::journal::{intended_after, RawEntry, COLUMNS};
 use crate::error::{Result, StateError};
 use crate::model::{AuditQuery, AuditRecord, PurgeReport};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, Transaction};
+use writeback_core::touched_attributes;
 
 /// Audit row ids per journal entry.
 const IDS_PER_ENTRY: i64 = 100;

@@ -109,7 +109,7 @@ pub(super) fn last_written(conn: &Connection, cloud_id: &str) -> Result<Vec<Last
     while let Some(row) = rows.next()? {
         let entry = journal::RawEntry::from_row(row)?.decode()?;
         let after = journal::intended_after(&entry.before, &entry.mods);
-        for attribute in journal::touched_attributes(&entry.mods) {
+        for attribute in writeback_core::touched_attributes(&entry.mods) {
             if out.iter().any(|w| w.attribute == attribute) {
                 continue;
             }

@@ -6,7 +6,7 @@ use super::joins::guid_from_blob;
 use crate::error::{Result, StateError};
 use crate::model::{CycleId, JournalEntry, JournalId, Outcome, WriteIntent};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
-use writeback_core::{AdValues, ManagedAttribute, ModOp, Modification};
+use writeback_core::{touched_attributes, AdValues, ModOp, Modification};
 
 pub(super) const COLUMNS: &str =
     "id, cycle_id, cloud_id, object_guid, dn, mods, before, recorded_at, \
@@ -141,17 +141,6 @@ pub(super) fn intended_after(before: &AdValues, mods: &[Modification]) -> AdValu
     after
 }
 
-/// The attributes the modifications change, each once, in first-seen order.
-pub(super) fn touched_attributes(mods: &[Modification]) -> Vec<ManagedAttribute> {
-    let mut out: Vec<ManagedAttribute> = Vec::new();
-    for m in mods {
-        if !out.contains(&m.attribute) {
-            out.push(m.attribute);
-        }
-    }
-    out
-}
-
 /// A journal row as stored, before its JSON and blob columns are decoded.
 pub(super) struct RawEntry {
     id: i64,
@@ -214,6 +203,7 @@ impl RawEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use writeback_core::ManagedAttribute;
 
     fn values(attr: ManagedAttribute, list: &[&str]) -> AdValues {
         let mut v = AdValues::new();
@@ -266,19 +256,5 @@ mod tests {
         );
         assert_eq!(after.get(ManagedAttribute::ExtensionAttribute1), ["r"]);
         assert!(!after.is_present(ManagedAttribute::ExtensionAttribute2));
-    }
-
-    #[test]
-    fn touched_attributes_are_unique_in_first_seen_order() {
-        let mods = [
-            Modification::delete(ManagedAttribute::Mail, vec!["a".into()]),
-            Modification::add(ManagedAttribute::ProxyAddresses, vec!["b".into()]),
-            Modification::add(ManagedAttribute::Mail, vec!["c".into()]),
-        ];
-        assert_eq!(
-            touched_attributes(&mods),
-            [ManagedAttribute::Mail, ManagedAttribute::ProxyAddresses]
-        );
-        assert!(touched_attributes(&[]).is_empty());
     }
 }
