@@ -21,6 +21,8 @@ pub struct ConfigFile {
     pub brakes: Brakes,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
 }
 
 /// `[state]`: where writeback keeps its state.
@@ -52,6 +54,16 @@ pub struct LogSection {
     /// A tracing filter, e.g. `info` or `writeback_engine=debug,info`.
     #[serde(default)]
     pub level: Option<String>,
+}
+
+/// `[metrics]`: the Prometheus scrape endpoint of `writeback run`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `host:port` to serve `/metrics` on (plain HTTP: bind it to loopback or a management
+    /// network). Absent: no endpoint. The metrics carry counts only, never a name or a secret.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// A loaded config and the folder relative paths are resolved against.

@@ -13,6 +13,14 @@ fn writeback(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_writeback")).arg("--config").arg(config).args(args).output().unwrap()
 }
 
+/// The value of one series (name and labels exactly as rendered) in a Prometheus text page.
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -110,10 +118,17 @@ async fn check_sync_status_and_a_clean_stop_of_run() {
     let out = writeback(&config, &["status", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
-    // The service: a change lands while it runs; SIGTERM stops it cleanly.
+    // The service: a change lands while it runs, the scrape endpoint counts it; SIGTERM stops
+    // it cleanly.
+    let metrics_addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let service_config = dir.join("service.toml");
+    std::fs::write(&service_config, format!("{}\n[metrics]\nlisten = \"{metrics_addr}\"\n", config_text("ad-password"))).unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_writeback"))
         .arg("--config")
-        .arg(&config)
+        .arg(&service_config)
         .arg("run")
         .env("WRITEBACK_LOG", "info")
         .stdout(Stdio::null())
@@ -133,6 +148,15 @@ async fn check_sync_status_and_a_clean_stop_of_run() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let mut scraped = String::new();
+    for _ in 0..50 {
+        // Cycles run every second: the one that applied the change is counted once it ends.
+        scraped = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap().text().await.unwrap();
+        if metric(&scraped, "writeback_mailboxes_total{outcome=\"applied\"}") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let pid = run.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let out = run.wait_with_output().unwrap();
@@ -140,6 +164,12 @@ async fn check_sync_status_and_a_clean_stop_of_run() {
     assert!(landed, "the change reached AD within 10 s:\n{log}");
     assert!(out.status.success(), "run exits 0 on SIGTERM:\n{log}");
     assert!(log.contains("stopped cleanly"), "{log}");
+    assert!(metric(&scraped, "writeback_mailboxes_total{outcome=\"applied\"}") >= 1.0, "{scraped}");
+    assert!(metric(&scraped, "writeback_cycles_total{pass=\"incremental\",result=\"complete\"}") >= 1.0, "{scraped}");
+    assert!(metric(&scraped, "writeback_cloud_requests_total{service=\"exchange\",status=\"2xx\"}") >= 1.0, "{scraped}");
+    assert!(metric(&scraped, "writeback_last_complete_cycle_timestamp_seconds") > 1.7e9, "{scraped}");
+    assert!(scraped.contains("writeback_cycle_duration_seconds_bucket{pass=\"incremental\",le=\"0.5\"}"), "cycle durations are a histogram:\n{scraped}");
+    assert!(!scraped.contains(emu.client_secret()) && !scraped.contains("cli-engine-0"), "counts only: no secret, no mailbox");
     emu.shutdown().await;
     ou.remove().await.ok();
 }

@@ -60,7 +60,7 @@ impl TokenProvider {
             config.tenant_id
         );
         Self {
-            http,
+            http: http.for_service("login"),
             token_url,
             client_id: config.client_id.clone(),
             credential,

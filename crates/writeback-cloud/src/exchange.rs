@@ -99,7 +99,7 @@ impl ExchangeReader {
             config.tenant_id
         );
         Self {
-            http,
+            http: http.for_service("exchange"),
             tokens,
             resource,
             invoke_url,

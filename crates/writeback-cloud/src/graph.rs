@@ -53,7 +53,7 @@ impl GraphReader {
         let resource = config.endpoints().graph;
         let initial_url = format!("{resource}/v1.0/users/delta?$select={DELTA_SELECT}");
         Self {
-            http,
+            http: http.for_service("graph"),
             tokens,
             resource,
             initial_url,

@@ -86,11 +86,13 @@ impl HttpResponse {
     }
 }
 
-/// The shared client plus its retry policy.
+/// The shared client plus its retry policy, and which service it talks to (the `service`
+/// label of the request metrics).
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     policy: RetryPolicy,
+    service: &'static str,
 }
 
 impl HttpClient {
@@ -112,7 +114,18 @@ impl HttpClient {
     }
 
     pub fn with_policy(client: reqwest::Client, policy: RetryPolicy) -> Self {
-        Self { client, policy }
+        Self {
+            client,
+            policy,
+            service: "cloud",
+        }
+    }
+
+    /// The same client (one connection pool), counted under `service` (`login`, `graph`,
+    /// `exchange`) in `writeback_cloud_requests_total` and `writeback_cloud_retries_total`.
+    pub fn for_service(mut self, service: &'static str) -> Self {
+        self.service = service;
+        self
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -152,7 +165,14 @@ impl HttpClient {
         loop {
             attempt = attempt.saturating_add(1);
             let request = build(self.client.request(method.clone(), url))?;
-            let (delay, last) = match send_and_read(request).await {
+            let answer = send_and_read(request).await;
+            metrics::counter!(
+                "writeback_cloud_requests_total",
+                "service" => self.service,
+                "status" => status_class(answer.as_ref().map(|r| r.status).ok()),
+            )
+            .increment(1);
+            let (delay, last) = match answer {
                 Ok(response) if is_retryable_status(response.status) => {
                     let delay = retry_after(&response.headers, SystemTime::now())
                         .unwrap_or_else(|| self.policy.backoff(attempt));
@@ -176,6 +196,8 @@ impl HttpClient {
                     last,
                 });
             }
+            metrics::counter!("writeback_cloud_retries_total", "service" => self.service)
+                .increment(1);
             tracing::warn!(
                 endpoint = %endpoint,
                 attempt,
@@ -202,6 +224,33 @@ async fn send_and_read(request: reqwest::RequestBuilder) -> Result<HttpResponse,
 }
 
 /// 429, and 5xx other than 501 Not Implemented.
+/// The help text of the request metrics, for the scrape endpoint.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "writeback_cloud_requests_total",
+        "HTTP requests to the cloud (attempts, retries included), by service (login, graph, \
+         exchange) and status class (2xx, 4xx, 429, 5xx, transport_error)"
+    );
+    metrics::describe_counter!(
+        "writeback_cloud_retries_total",
+        "Cloud requests retried after throttling, a server error or a transport error, by service"
+    );
+}
+
+/// The `status` label: a class, not the code, to keep the series few; 429 on its own because
+/// throttling is what an operator watches for.
+fn status_class(status: Option<StatusCode>) -> &'static str {
+    match status.map(|s| s.as_u16()) {
+        None => "transport_error",
+        Some(429) => "429",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        Some(_) => "other",
+    }
+}
+
 pub fn is_retryable_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS
         || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)

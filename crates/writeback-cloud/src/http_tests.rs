@@ -121,3 +121,16 @@ fn extra_ca_file_must_hold_a_certificate() {
     .expect("test cert");
     assert!(build_reqwest_client(Some(&pem), timeout, timeout).is_ok());
 }
+
+#[test]
+fn the_status_label_is_a_class_with_throttling_apart() {
+    let class = |code: u16| status_class(StatusCode::from_u16(code).ok());
+    assert_eq!(class(200), "2xx");
+    assert_eq!(class(204), "2xx");
+    assert_eq!(class(302), "3xx");
+    assert_eq!(class(404), "4xx");
+    assert_eq!(class(429), "429");
+    assert_eq!(class(503), "5xx");
+    assert_eq!(class(101), "other");
+    assert_eq!(status_class(None), "transport_error");
+}

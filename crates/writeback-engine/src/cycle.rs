@@ -76,6 +76,20 @@ impl<S: StateStore + ?Sized> Engine<S> {
         shutdown: &Shutdown,
     ) -> Result<CycleSummary, EngineError> {
         let started = Instant::now();
+        let result = self.cycle(options, sink, shutdown, started).await;
+        if !options.dry_run {
+            crate::metrics::record_cycle(&result, started.elapsed());
+        }
+        result
+    }
+
+    async fn cycle(
+        &self,
+        options: &CycleOptions,
+        sink: ObjectSink<'_>,
+        shutdown: &Shutdown,
+        started: Instant,
+    ) -> Result<CycleSummary, EngineError> {
         let now = now_ms();
         if !options.dry_run {
             self.recover_in_flight().await?;

@@ -13,6 +13,7 @@ mod cycle;
 mod engine;
 pub mod error;
 mod matcher;
+mod metrics;
 mod provision;
 mod recovery;
 pub mod report;
@@ -23,6 +24,7 @@ pub use cycle::{staged_write, CycleOptions, ObjectSink, Shutdown, WATERMARK_LAST
 pub use engine::{Assessment, BeforeApplyHook, Engine};
 pub use error::EngineError;
 pub use matcher::{Matched, SkipReason};
+pub use metrics::describe_metrics;
 pub use provision::{ProvisionOutcome, StepSink};
 pub use recovery::RecoveryReport;
 pub use report::{CycleSummary, HeldSummary, ObjectReport};
