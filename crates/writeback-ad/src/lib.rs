@@ -20,3 +20,4 @@ pub use config::{AdConfig, AdSection, Secret, Transport};
 pub use directory::{AdDirectory, RootDse, UserKey};
 pub use entry::{read_attributes, AdUser, IDENTITY_ATTRIBUTES};
 pub use error::AdError;
+pub use write::describe_metrics;

@@ -33,30 +33,59 @@ impl AdDirectory {
         ensure_writable(mods)?;
         let request: Vec<Mod<String>> = mods.iter().map(to_ldap_mod).collect();
         let mut ldap = self.pool.get_for_writes().await?;
+        let sent = std::time::Instant::now();
         let result = ldap
             .with_timeout(self.config.timeout)
             .modify(&target.guid_dn(), request)
             .await;
+        metrics::histogram!("writeback_ad_modify_duration_seconds")
+            .record(sent.elapsed().as_secs_f64());
         let dn = target.dn.clone();
-        let result = match result {
-            Ok(result) => result,
+        let outcome = match result {
+            Ok(result) => classify(dn, result.rc, result.text),
             // The request may have reached the DC: the caller must re-read before deciding.
             Err(e @ (LdapError::Timeout { .. } | LdapError::ResultRecv { .. })) => {
-                return Err(AdError::OutcomeUnknown {
+                Err(AdError::OutcomeUnknown {
                     dn,
                     reason: e.to_string(),
                 })
             }
             // Not sent at all: nothing was written.
-            Err(e) => {
-                return Err(AdError::Transport {
-                    operation: "modify",
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => Err(AdError::Transport {
+                operation: "modify",
+                reason: e.to_string(),
+            }),
         };
-        classify(dn, result.rc, result.text)
+        metrics::counter!("writeback_ad_modifies_total", "result" => result_label(&outcome))
+            .increment(1);
+        outcome
     }
+}
+
+/// The `result` label of `writeback_ad_modifies_total`: what the DC answered, as a class.
+fn result_label(outcome: &Result<(), AdError>) -> &'static str {
+    match outcome {
+        Ok(()) => "success",
+        Err(AdError::Conflict { .. }) => "conflict",
+        Err(AdError::OutcomeUnknown { .. }) => "unknown",
+        Err(AdError::Transport { .. }) => "transport_error",
+        Err(AdError::AccessDenied { .. }) => "access_denied",
+        Err(_) => "rejected",
+    }
+}
+
+/// The help text of the modify metrics, for the scrape endpoint.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "writeback_ad_modifies_total",
+        "LDAP modify requests sent, by result (success, conflict, rejected, access_denied, \
+         unknown, transport_error)"
+    );
+    metrics::describe_histogram!(
+        "writeback_ad_modify_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from sending a modify to its result (pipelined requests included)"
+    );
 }
 
 fn to_ldap_mod(modification: &Modification) -> Mod<String> {
@@ -113,5 +142,16 @@ mod tests {
         assert!(matches!(c(19, ""), Err(AdError::ValueRejected { .. })));
         assert!(matches!(c(53, ""), Err(AdError::Ldap { code: 53, .. })));
         assert!(c(16, "").unwrap_err().needs_reread());
+    }
+
+    #[test]
+    fn modify_results_are_counted_by_class() {
+        let dn = || "CN=x".to_owned();
+        assert_eq!(result_label(&Ok(())), "success");
+        assert_eq!(result_label(&classify(dn(), 16, "no such value".into())), "conflict");
+        assert_eq!(result_label(&classify(dn(), 50, "denied".into())), "access_denied");
+        assert_eq!(result_label(&classify(dn(), 21, "bad syntax".into())), "rejected");
+        let unknown = Err(AdError::OutcomeUnknown { dn: dn(), reason: "timeout".into() });
+        assert_eq!(result_label(&unknown), "unknown");
     }
 }

@@ -314,17 +314,20 @@ fn spawn_signal_handler(shutdown: Shutdown) {
 }
 
 /// The Prometheus scrape endpoint on `listen`, fed by the engine's and the cloud readers'
-/// metrics. Cycle durations are histograms (with buckets, so they add up across agents).
+/// metrics and the AD writer's. Durations are histograms (with buckets, so they add up across agents).
 fn serve_metrics(listen: std::net::SocketAddr) -> Result<()> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     const CYCLE_BUCKETS: [f64; 13] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
+    const MODIFY_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
     PrometheusBuilder::new()
         .with_http_listener(listen)
         .set_buckets_for_metric(Matcher::Full("writeback_cycle_duration_seconds".into()), &CYCLE_BUCKETS)
+        .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full("writeback_ad_modify_duration_seconds".into()), &MODIFY_BUCKETS))
         .and_then(|builder| builder.install())
         .with_context(|| format!("[metrics] listen = \"{listen}\": cannot serve metrics"))?;
     writeback_engine::describe_metrics();
     writeback_cloud::http::describe_metrics();
+    writeback_ad::describe_metrics();
     tracing::info!(%listen, "serving metrics");
     Ok(())
 }

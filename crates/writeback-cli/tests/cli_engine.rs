@@ -168,6 +168,8 @@ async fn check_sync_status_and_a_clean_stop_of_run() {
     assert!(metric(&scraped, "writeback_cycles_total{pass=\"incremental\",result=\"complete\"}") >= 1.0, "{scraped}");
     assert!(metric(&scraped, "writeback_cloud_requests_total{service=\"exchange\",status=\"2xx\"}") >= 1.0, "{scraped}");
     assert!(metric(&scraped, "writeback_last_complete_cycle_timestamp_seconds") > 1.7e9, "{scraped}");
+    assert!(metric(&scraped, "writeback_ad_modifies_total{result=\"success\"}") >= 1.0, "{scraped}");
+    assert!(metric(&scraped, "writeback_ad_modify_duration_seconds_count") >= 1.0, "{scraped}");
     assert!(scraped.contains("writeback_cycle_duration_seconds_bucket{pass=\"incremental\",le=\"0.5\"}"), "cycle durations are a histogram:\n{scraped}");
     assert!(!scraped.contains(emu.client_secret()) && !scraped.contains("cli-engine-0"), "counts only: no secret, no mailbox");
     emu.shutdown().await;
