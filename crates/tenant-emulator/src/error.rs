@@ -5,17 +5,15 @@ use std::path::PathBuf;
 /// Everything that can go wrong while starting, running or feeding the emulator.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot bind {addr}: {source}")]
+    #[error("cannot bind {addr}: {cause}")]
     Bind {
         addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("certificate generation failed: {0}")]
     Certificate(String),
@@ -24,7 +22,7 @@ pub enum EmulatorError {
     #[error("state file {path} is invalid: {message}")]
     StateFile { path: PathBuf, message: String },
     #[error("JSON error: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     #[error("environment file {path}: {message}")]
     EnvFile { path: PathBuf, message: String },
     #[error("LDAP error: {0}")]
@@ -36,10 +34,17 @@ pub enum EmulatorError {
 }
 
 impl EmulatorError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         EmulatorError::Io {
             path: path.into(),
-            source,
+            cause,
         }
+    }
+}
+
+// Each variant prints its cause in its message, so none is also a `source()`.
+impl From<serde_json::Error> for EmulatorError {
+    fn from(error: serde_json::Error) -> Self {
+        EmulatorError::Json(error)
     }
 }

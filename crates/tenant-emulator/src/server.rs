@@ -155,16 +155,14 @@ impl RunningEmulator {
 
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
-            .map_err(|source| EmulatorError::Bind {
+            .map_err(|cause| EmulatorError::Bind {
                 addr: config.bind,
-                source,
+                cause,
             })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| EmulatorError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let addr = listener.local_addr().map_err(|cause| EmulatorError::Bind {
+            addr: config.bind,
+            cause,
+        })?;
         let base_url = format!("https://{addr}");
         let shared = Arc::new(Shared {
             base_url: base_url.clone(),

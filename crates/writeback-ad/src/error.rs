@@ -48,7 +48,7 @@ pub enum AdError {
     /// A modification names an attribute outside the managed set. This is a bug upstream;
     /// the guard stops it before anything leaves the process.
     #[error("refused: {0}")]
-    NotWritable(#[from] writeback_core::CoreError),
+    NotWritable(writeback_core::CoreError),
 
     /// The request may or may not have been applied (timeout, connection cut mid-request):
     /// re-read the object before deciding anything.
@@ -72,5 +72,12 @@ impl AdError {
     /// Whether the engine should re-read the object and plan again.
     pub fn needs_reread(&self) -> bool {
         matches!(self, AdError::Conflict { .. } | AdError::OutcomeUnknown { .. })
+    }
+}
+
+// Not `#[from]`: the message already prints the cause, so it is not also a `source()`.
+impl From<writeback_core::CoreError> for AdError {
+    fn from(error: writeback_core::CoreError) -> Self {
+        AdError::NotWritable(error)
     }
 }

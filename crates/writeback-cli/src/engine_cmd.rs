@@ -40,10 +40,10 @@ pub async fn check(config: &Config) -> Result<i32> {
     report(true, format!("config {} parsed", config.path.display()), "");
     match config.open_state() {
         Ok(_) => report(true, format!("state store {}", config.state_path().display()), ""),
-        Err(e) => report(false, format!("state store: {}", crate::error_text::render(&e)), "make [state] path writable by the service account"),
+        Err(e) => report(false, format!("state store: {e:#}"), "make [state] path writable by the service account"),
     }
     match config.ad() {
-        Err(e) => report(false, format!("[ad]: {}", crate::error_text::render(&e)), "see packaging/writeback.toml.example"),
+        Err(e) => report(false, format!("[ad]: {e:#}"), "see packaging/writeback.toml.example"),
         Ok(ad) => {
             let scope = if ad.scope.is_empty() { vec![ad.base_dn.clone()] } else { ad.scope.clone() };
             match AdDirectory::connect(ad.clone()).await {
@@ -78,7 +78,7 @@ pub async fn check(config: &Config) -> Result<i32> {
         }
     }
     match config.cloud() {
-        Err(e) => report(false, format!("[cloud]: {}", crate::error_text::render(&e)), "see packaging/writeback.toml.example"),
+        Err(e) => report(false, format!("[cloud]: {e:#}"), "see packaging/writeback.toml.example"),
         Ok(cloud) => match CloudReaders::from_config(&cloud) {
             Err(e) => report(false, format!("cloud credentials: {e}"), "check client_secret_file or certificate_file/private_key_file"),
             Ok(readers) => {

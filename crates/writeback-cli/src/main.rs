@@ -8,7 +8,6 @@ mod ad_cmd;
 mod cloud_cmd;
 mod config;
 mod engine_cmd;
-mod error_text;
 mod out;
 mod ops_cmd;
 
@@ -125,7 +124,7 @@ fn main() -> ExitCode {
         return match ops_cmd::init(&path, *force) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {
-                eprintln!("error: {}", error_text::render(&e));
+                eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         };
@@ -144,7 +143,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {}", error_text::render(&e));
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -179,8 +178,10 @@ fn init_logging(json_flag: bool, log: Option<&config::LogSection>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WRITEBACK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let json = json_flag || log.and_then(|l| l.format.as_deref()) == Some("json");
+    // Colour codes only for a person at a terminal, not in journald or a redirected file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

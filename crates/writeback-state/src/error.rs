@@ -6,11 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// The database could not be opened or configured.
-    #[error("cannot open the state store {path}: {source}")]
+    #[error("cannot open the state store {path}: {cause}")]
     Open {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
 
     /// Crash safety relies on WAL; SQLite refuses it on some network file systems.
@@ -37,7 +36,7 @@ pub enum StateError {
     MigrationRefused { path: PathBuf, detail: String },
 
     #[error("state store database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
 
     /// A stored value that this code cannot read back (hand-edited file, or a bug).
     #[error("state store holds an unreadable {what}: {detail}")]
@@ -68,18 +67,37 @@ pub enum StateError {
     #[error("{what} {value} is too large for the state store")]
     TooLarge { what: &'static str, value: u64 },
 
-    #[error("cannot encode {what} as JSON: {source}")]
+    #[error("cannot encode {what} as JSON: {cause}")]
     Encode {
         what: &'static str,
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 
     #[error("audit export failed: {0}")]
-    Export(#[from] csv::Error),
+    Export(csv::Error),
 
     #[error("audit export failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+// The wrapping variants print their cause in their message, so none of them is also a
+// `source()` (a chain-walking printer would say it twice): plain `From`s, not `#[from]`.
+impl From<rusqlite::Error> for StateError {
+    fn from(error: rusqlite::Error) -> Self {
+        StateError::Database(error)
+    }
+}
+
+impl From<csv::Error> for StateError {
+    fn from(error: csv::Error) -> Self {
+        StateError::Export(error)
+    }
+}
+
+impl From<std::io::Error> for StateError {
+    fn from(error: std::io::Error) -> Self {
+        StateError::Io(error)
+    }
 }
 
 impl StateError {

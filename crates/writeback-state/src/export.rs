@@ -73,7 +73,7 @@ pub fn write_audit_jsonl<S: StateStore + ?Sized, W: Write>(
         serde_json::to_writer(&mut out, &ExportRow::new(record)).map_err(|e| {
             StateError::Encode {
                 what: "audit row",
-                source: e,
+                cause: e,
             }
         })?;
         out.write_all(b"\n")?;
@@ -160,7 +160,7 @@ impl ExportRow {
 fn json_list(values: Vec<String>) -> Result<String> {
     serde_json::to_string(&values).map_err(|e| StateError::Encode {
         what: "audit values",
-        source: e,
+        cause: e,
     })
 }
 

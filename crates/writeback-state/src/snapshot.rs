@@ -55,9 +55,9 @@ impl ScopeSnapshot {
     /// Creates an empty snapshot at `path`, replacing any file there.
     pub fn create(path: &Path) -> Result<Self> {
         remove_files(path);
-        let open_err = |source| StateError::Open {
+        let open_err = |cause| StateError::Open {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let conn = Connection::open(path).map_err(open_err)?;
         // Scratch data: a crash loses nothing that the next pass does not read again.

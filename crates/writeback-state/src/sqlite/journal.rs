@@ -21,7 +21,7 @@ pub(super) struct EncodedIntent<'a> {
 
 impl<'a> EncodedIntent<'a> {
     pub(super) fn new(intent: &WriteIntent<'a>) -> Result<Self> {
-        let encode = |what, e| StateError::Encode { what, source: e };
+        let encode = |what, e| StateError::Encode { what, cause: e };
         // Only what the write touches: all the audit and crash recovery ever read of it.
         let mut before = AdValues::new();
         for attribute in touched_attributes(intent.mods) {

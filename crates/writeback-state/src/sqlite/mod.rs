@@ -83,9 +83,9 @@ impl SqliteStore {
 
     pub fn open_with(path: impl AsRef<Path>, options: &SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let open_error = |source| StateError::Open {
+        let open_error = |cause| StateError::Open {
             path: path.clone(),
-            source,
+            cause,
         };
         let mut conn = Connection::open(&path).map_err(open_error)?;
         conn.busy_timeout(options.busy_timeout)
