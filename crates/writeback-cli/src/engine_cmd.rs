@@ -145,7 +145,7 @@ pub async fn plan(config: &Config, json: bool, out: Option<&Path>, all: bool) ->
             print_change_lines(o);
         }
     };
-    let options = CycleOptions { full: true, dry_run: true };
+    let options = CycleOptions { full: true, dry_run: true, ..CycleOptions::default() };
     let summary = engine.run_cycle(&options, &mut sink, &Shutdown::default()).await?;
     if let Some(e) = write_error {
         return Err(e).context("writing the plan");
@@ -253,7 +253,7 @@ pub async fn sync_once(config: &Config, full: bool, json: bool) -> Result<i32> {
     };
     let shutdown = Shutdown::default();
     spawn_signal_handler(shutdown.clone());
-    let summary = engine.run_cycle(&CycleOptions { full, dry_run: false }, &mut sink, &shutdown).await?;
+    let summary = engine.run_cycle(&CycleOptions { full, ..CycleOptions::default() }, &mut sink, &shutdown).await?;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
@@ -350,7 +350,7 @@ pub async fn run(config: &Config) -> Result<i32> {
                 tracing::info!(cloud_id = %o.cloud_id, dn = o.dn.as_deref().unwrap_or("-"), status = %o.status, changes = o.changes.len(), error = o.error.as_deref().unwrap_or(""), "mailbox");
             }
         };
-        match engine.run_cycle(&CycleOptions::default(), &mut sink, &shutdown).await {
+        match engine.run_cycle(&CycleOptions::polling(), &mut sink, &shutdown).await {
             Ok(summary) => {
                 consecutive_errors = 0;
                 // While a plan waits for an operator, re-planning every few seconds only

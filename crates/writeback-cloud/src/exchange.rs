@@ -129,14 +129,16 @@ impl ExchangeReader {
         }
     }
 
-    /// Starts a pass; nothing is sent until the first [`MailboxPass::next_page`].
-    pub fn pass(&self, kind: PassKind) -> MailboxPass<'_> {
+    /// Starts a pass; nothing is sent until the first [`MailboxPass::next_page`]. The pass
+    /// owns what it needs (the delivered ids in memory), so a caller may keep it between
+    /// cycles and read it a few pages at a time.
+    pub fn pass(&self, kind: PassKind) -> MailboxPass<'static> {
         self.pass_with(kind, Box::new(SeenIds::default()))
     }
 
     /// [`ExchangeReader::pass`], remembering the delivered ids in `delivered`.
     pub fn pass_with<'a>(
-        &'a self,
+        &self,
         kind: PassKind,
         delivered: Box<dyn DeliveredIds + Send + 'a>,
     ) -> MailboxPass<'a> {
@@ -147,7 +149,7 @@ impl ExchangeReader {
             }
         });
         MailboxPass {
-            reader: self,
+            reader: self.clone(),
             body,
             next: Some(self.invoke_url.clone()),
             seen: delivered,
@@ -275,7 +277,8 @@ fn is_expired_pagination(response: &HttpResponse) -> bool {
 
 /// A pass in progress.
 pub struct MailboxPass<'a> {
-    reader: &'a ExchangeReader,
+    /// A clone (shared HTTP client and tokens): the pass does not borrow its reader.
+    reader: ExchangeReader,
     body: serde_json::Value,
     next: Option<String>,
     seen: Box<dyn DeliveredIds + Send + 'a>,
@@ -378,6 +381,12 @@ impl MailboxPass<'_> {
     /// The summary so far (final once `next_page` returned `None`).
     pub fn summary(&self) -> &PassSummary {
         &self.summary
+    }
+
+    /// Counts `id` as delivered, so this pass skips it if Exchange lists it later: for a caller
+    /// that already dealt with the mailbox through another pass.
+    pub fn mark_delivered(&mut self, id: &str) -> Result<(), CloudError> {
+        self.seen.first_delivery(id).map(drop)
     }
 
     pub fn into_summary(self) -> PassSummary {

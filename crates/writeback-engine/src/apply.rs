@@ -60,10 +60,12 @@ impl<S: StateStore + ?Sized> Engine<S> {
             })
             .buffer_unordered(self.settings.max_in_flight)
             .chunks(APPLY_BATCH_USIZE);
+        let started = std::time::Instant::now();
         let mut results = std::pin::pin!(results);
         while let Some(chunk) = results.next().await {
             self.settle(chunk, summary, sink)?;
         }
+        tracing::info!(applied = summary.applied, failed = summary.failed, ms = started.elapsed().as_millis() as u64, "staged writes applied");
         if shutdown.is_triggered() {
             summary.complete = false;
         }

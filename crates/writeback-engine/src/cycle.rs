@@ -27,8 +27,11 @@ pub const WATERMARK_LAST_FULL_PASS: &str = "exchange.last_full_pass";
 const PLAN_CONCURRENCY: usize = 16;
 /// How far before the watermark a poll between catch-ups starts.
 const FAST_POLL_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
-/// How often an incremental pass re-reads the watermark's overlap window.
+/// How often an incremental cycle starts re-reading the watermark's overlap window.
 const CATCH_UP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long one cycle of `writeback run` spends on a catch-up before it leaves the rest of
+/// it to the next cycles (see [`CycleOptions::polling`]).
+pub const CATCH_UP_SLICE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Objects of a held plan kept for the operator's review.
 const HELD_PLAN_OBJECTS: usize = 5000;
 /// Due retries looked up one by one per cycle at most (the rest wait for the next cycle).
@@ -53,6 +56,20 @@ pub struct CycleOptions {
     pub full: bool,
     /// Plan only: nothing is written to AD, no watermark moves, no failure is queued.
     pub dry_run: bool,
+    /// How long this cycle may spend on a catch-up (the once-a-minute re-read of the
+    /// watermark's overlap window, for changes that became visible late). `None`: the whole
+    /// catch-up within the cycle, as a one-shot run needs.
+    pub catch_up_slice: Option<std::time::Duration>,
+}
+
+impl CycleOptions {
+    /// The cycles of `writeback run`: a catch-up is spread over several polls, a slice at a
+    /// time. After a bulk edit its window holds every edited mailbox for as long as the
+    /// overlap lasts (200 pages at 200,000 mailboxes); read in one go, it held back every new
+    /// change for as long as it took.
+    pub fn polling() -> Self {
+        CycleOptions { catch_up_slice: Some(CATCH_UP_SLICE), ..CycleOptions::default() }
+    }
 }
 
 /// What every page of one pass shares.
@@ -99,14 +116,13 @@ impl<S: StateStore + ?Sized> Engine<S> {
             PassKind::Full
         } else {
             match choose_pass(previous, self.last_full_pass()?, OffsetDateTime::now_utc(), self.full_pass_interval) {
-                PassKind::Incremental { since, .. } if self.catch_up_due() => PassKind::Incremental { since, overlap: true },
-                // A few seconds back all the same: two changes committed out of order within
-                // a moment of each other would otherwise wait for the next catch-up.
-                PassKind::Incremental { since, .. } => PassKind::Incremental { since: since.minus(FAST_POLL_OVERLAP), overlap: false },
+                PassKind::Incremental { since, .. } => PassKind::Incremental { since: self.fast_poll_since(since), overlap: false },
                 PassKind::Full => PassKind::Full,
             }
         };
-        self.refresh_anchors().await?;
+        let stage = Instant::now();
+        let anchors = self.refresh_anchors().await?;
+        tracing::info!(users = anchors, ms = elapsed_ms(stage), "Graph anchors refreshed");
         // A full pass reads the whole scope first, in one search. Not while the anchors
         // refresh: the LDAP client buffers whatever the DC sends faster than it is consumed,
         // so the scan gets the task to itself (it consumes several times faster than a DC
@@ -126,9 +142,11 @@ impl<S: StateStore + ?Sized> Engine<S> {
             ..CycleSummary::default()
         };
 
+        let stage = Instant::now();
         let pass_summary = self
-            .plan_pass(kind, cycle, previous, &mut summary, sink, shutdown, snapshot.as_ref())
+            .plan_pass(kind, cycle, previous, &mut summary, sink, shutdown, snapshot.as_ref(), options.catch_up_slice)
             .await?;
+        tracing::info!(mailboxes = summary.mailboxes, planned = summary.planned, ms = elapsed_ms(stage), "Exchange pass read and planned");
         drop(snapshot);
         let Some(cycle) = cycle else {
             summary.duration_ms = elapsed_ms(started);
@@ -207,6 +225,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
 
     /// Reads the pass page by page and plans every mailbox; then the due retries.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     async fn plan_pass(
         &self,
         kind: PassKind,
@@ -216,6 +235,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         sink: ObjectSink<'_>,
         shutdown: &Shutdown,
         snapshot: Option<&ScopeSnapshot>,
+        catch_up_slice: Option<std::time::Duration>,
     ) -> Result<writeback_cloud::PassSummary, EngineError> {
         // A full pass keeps the ids Exchange delivered in its scope snapshot, not in memory.
         let mut pass = match snapshot {
@@ -225,8 +245,17 @@ impl<S: StateStore + ?Sized> Engine<S> {
         // Mailboxes of the error queue this pass already dealt with (staged, or failed again):
         // the due retries skip them. Bounded by the queue, not the tenant.
         let mut handled_failures: HashSet<String> = HashSet::new();
+        // What a poll listed, so that the catch-up does not plan it a second time this cycle.
+        let incremental = kind != PassKind::Full;
+        let mut listed: Vec<String> = Vec::new();
         while let Some(page) = pass.next_page().await? {
             let mailboxes: Vec<Result<Mailbox, MailboxError>> = page.mailboxes;
+            if incremental {
+                listed.extend(mailboxes.iter().filter_map(|m| match m {
+                    Ok(mailbox) => Some(mailbox.cloud_id.clone()),
+                    Err(error) => error.id.clone(),
+                }));
+            }
             let context = PageContext { kind, cycle, previous, snapshot };
             self.plan_page(mailboxes, &context, summary, sink, Some(&mut handled_failures)).await?;
             if shutdown.is_triggered() {
@@ -235,10 +264,58 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
         let pass_summary = pass.into_summary();
         summary.complete &= pass_summary.complete;
+        if incremental && !shutdown.is_triggered() {
+            self.plan_catch_up(cycle, previous, summary, sink, shutdown, &mut handled_failures, &listed, catch_up_slice).await?;
+        }
+        drop(listed);
         if cycle.is_some() && !shutdown.is_triggered() {
             self.plan_due_retries(cycle, &handled_failures, summary, sink).await?;
         }
         Ok(pass_summary)
+    }
+
+    /// Re-reads the watermark's overlap window (changes that became visible late: clock skew,
+    /// replication lag), once a minute: all of it, or as much as `slice` allows this cycle,
+    /// the rest kept for the next cycles. It does not move the watermark (the poll does), so a
+    /// catch-up cut short loses nothing. `listed`: mailboxes this cycle's poll dealt with.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_catch_up(
+        &self,
+        cycle: Option<CycleId>,
+        previous: Option<Watermark>,
+        summary: &mut CycleSummary,
+        sink: ObjectSink<'_>,
+        shutdown: &Shutdown,
+        handled_failures: &mut HashSet<String>,
+        listed: &[String],
+        slice: Option<std::time::Duration>,
+    ) -> Result<(), EngineError> {
+        let Some(since) = previous else { return Ok(()) };
+        let kind = PassKind::Incremental { since, overlap: true };
+        // A dry run reads a catch-up of its own, never the one `run` has under way.
+        let kept = if cycle.is_some() { self.catch_up.lock().ok().and_then(|mut kept| kept.take()) } else { None };
+        let mut pass = match kept {
+            Some(pass) => pass,
+            None if self.catch_up_due() => self.cloud.exchange.pass(kind),
+            None => return Ok(()),
+        };
+        for id in listed {
+            pass.mark_delivered(id)?;
+        }
+        let started = Instant::now();
+        let context = PageContext { kind, cycle, previous, snapshot: None };
+        // At least a page a cycle, so that a catch-up always gets through.
+        while !shutdown.is_triggered() {
+            let Some(page) = pass.next_page().await? else { break };
+            self.plan_page(page.mailboxes, &context, summary, sink, Some(&mut *handled_failures)).await?;
+            if cycle.is_some() && slice.is_some_and(|slice| started.elapsed() >= slice) {
+                if let Ok(mut kept) = self.catch_up.lock() {
+                    *kept = Some(pass);
+                }
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Mailboxes whose backoff has run out but that the pass did not bring (the cloud did not
@@ -428,10 +505,9 @@ impl<S: StateStore + ?Sized> Engine<S> {
         Ok(())
     }
 
-    /// Whether this incremental pass also re-reads the overlap window before the watermark
-    /// (changes that became visible late). Not every poll: after a mass change that window
-    /// holds every changed mailbox for as long as the overlap lasts, and listing them all each
-    /// poll would hold back the new changes. Once a minute, and on the first poll.
+    /// Whether a catch-up starts this cycle. Not every poll: after a mass change the overlap
+    /// window holds every changed mailbox for as long as the overlap lasts, and listing them
+    /// all each poll would hold back the new changes. Once a minute, and on the first poll.
     fn catch_up_due(&self) -> bool {
         let Ok(mut last) = self.last_catch_up.lock() else { return true };
         let due = last.is_none_or(|at| at.elapsed() >= CATCH_UP_INTERVAL);
@@ -441,10 +517,31 @@ impl<S: StateStore + ?Sized> Engine<S> {
         due
     }
 
-    /// The mailbox's record is the very one last seen in sync, and it is not in the error queue.
+    /// Where a poll between catch-ups starts. A few seconds before the watermark on the first
+    /// poll after it moved: two changes committed out of order within a moment of each other
+    /// would otherwise wait for the next catch-up. From the watermark's own second after that:
+    /// a bulk edit leaves thousands of mailboxes within those seconds, and listing them again
+    /// on every poll until the next change moves the watermark would cost a full listing of
+    /// the bulk every poll (the catch-up still re-reads the whole overlap window each minute).
+    fn fast_poll_since(&self, watermark: Watermark) -> Watermark {
+        let Ok(mut polled) = self.last_polled_watermark.lock() else { return watermark.minus(FAST_POLL_OVERLAP) };
+        if *polled == Some(watermark) {
+            watermark
+        } else {
+            *polled = Some(watermark);
+            watermark.minus(FAST_POLL_OVERLAP)
+        }
+    }
+
+    /// The mailbox's record is the very one last seen in sync (or an older one: a page read a
+    /// while after its query started may hold a record a later poll has already written), and
+    /// the mailbox is not in the error queue.
     fn already_in_sync(&self, mailbox: &Mailbox) -> Result<bool, EngineError> {
         let Some(version) = mailbox.when_changed_utc.as_deref() else { return Ok(false) };
-        if self.store.synced_version(&mailbox.cloud_id)?.as_deref() != Some(version) {
+        let Some(synced) = self.store.synced_version(&mailbox.cloud_id)? else { return Ok(false) };
+        let not_newer = synced == version
+            || matches!((Watermark::parse(version), Watermark::parse(&synced)), (Some(listed), Some(synced)) if listed < synced);
+        if !not_newer {
             return Ok(false);
         }
         Ok(self.store.failure(&mailbox.cloud_id)?.is_none())

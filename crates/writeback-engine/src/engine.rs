@@ -50,6 +50,10 @@ pub struct Engine<S: StateStore + ?Sized> {
     pub(crate) before_apply: std::sync::Mutex<Option<BeforeApplyHook>>,
     /// When an incremental pass last re-read the watermark's overlap window.
     pub(crate) last_catch_up: std::sync::Mutex<Option<std::time::Instant>>,
+    /// A catch-up `writeback run` is reading a slice per cycle (see `CycleOptions::polling`).
+    pub(crate) catch_up: std::sync::Mutex<Option<writeback_cloud::exchange::MailboxPass<'static>>>,
+    /// The watermark the last poll between catch-ups started from (see `fast_poll_since`).
+    pub(crate) last_polled_watermark: std::sync::Mutex<Option<writeback_cloud::Watermark>>,
 }
 
 /// Unix milliseconds now: the engine is the one place with a clock.
@@ -77,6 +81,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
             anchor_round: Mutex::new(()),
             before_apply: std::sync::Mutex::new(None),
             last_catch_up: std::sync::Mutex::new(None),
+            catch_up: std::sync::Mutex::new(None),
+            last_polled_watermark: std::sync::Mutex::new(None),
         }
     }
 

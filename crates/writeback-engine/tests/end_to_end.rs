@@ -247,7 +247,7 @@ async fn a_saved_plan_is_applied_except_where_ad_changed_since() {
     let engine = world.engine(EngineSection::default(), Brakes::default()).await;
     let mut planned: Vec<ObjectReport> = Vec::new();
     let mut sink = |r: &ObjectReport| planned.push(r.clone());
-    let summary = engine.run_cycle(&CycleOptions { full: true, dry_run: true }, &mut sink, &Shutdown::default()).await.unwrap();
+    let summary = engine.run_cycle(&CycleOptions { full: true, dry_run: true, ..CycleOptions::default() }, &mut sink, &Shutdown::default()).await.unwrap();
     assert_eq!(summary.planned, 3);
     let ad = world.ad().await;
     for dn in world.users.values() {

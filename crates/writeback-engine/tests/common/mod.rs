@@ -25,6 +25,10 @@ pub struct World {
     pub users: BTreeMap<String, String>,
     /// Cloud id of each imported mailbox, by primary SMTP address.
     pub cloud_ids: BTreeMap<String, String>,
+    /// `[cloud] watermark_overlap_secs` of the engines made after it is set (default 1).
+    pub overlap_secs: u64,
+    /// `[cloud] exchange_page_size` of the engines made after it is set (default: the crate's).
+    pub exchange_page_size: Option<u32>,
 }
 
 impl World {
@@ -64,7 +68,7 @@ impl World {
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .build()
             .unwrap();
-        let mut world = World { env, ou, emu, http, dir, users, cloud_ids: BTreeMap::new() };
+        let mut world = World { env, ou, emu, http, dir, users, cloud_ids: BTreeMap::new(), overlap_secs: 1, exchange_page_size: None };
         let env_file = writeback_testkit::project_root().join(".ad-dc/env");
         let imported = world.control("POST", "import-ad", json!({"env": env_file, "ou": world.ou.dn})).await;
         assert_eq!(imported["errors"].as_array().map_or(0, Vec::len), 0, "import: {imported}");
@@ -156,11 +160,13 @@ impl World {
     pub fn cloud_config_text(&self) -> String {
         std::fs::write(self.dir.join("client-secret"), self.emu.client_secret()).unwrap();
         let base = self.emu.base_url();
+        let page_size = self.exchange_page_size.map(|n| format!("exchange_page_size = {n}\n")).unwrap_or_default();
         format!(
-            "[cloud]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client-secret\"\nlogin_url = \"{base}\"\ngraph_url = \"{base}\"\nexchange_url = \"{base}\"\nca_file = \"{}\"\nretry_base_delay_ms = 50\nwatermark_overlap_secs = 1\n",
+            "[cloud]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client-secret\"\nlogin_url = \"{base}\"\ngraph_url = \"{base}\"\nexchange_url = \"{base}\"\nca_file = \"{}\"\nretry_base_delay_ms = 50\nwatermark_overlap_secs = {}\n{page_size}",
             self.emu.tenant_id(),
             self.emu.client_id(),
-            self.emu.ca_cert_path().display()
+            self.emu.ca_cert_path().display(),
+            self.overlap_secs
         )
     }
 
@@ -244,12 +250,13 @@ pub fn unmanaged(snapshot: &EntrySnapshot) -> EntrySnapshot {
 }
 
 pub async fn cycle(engine: &Engine<SqliteStore>, full: bool) -> (CycleSummary, Vec<ObjectReport>) {
+    cycle_with(engine, &CycleOptions { full, ..CycleOptions::default() }).await
+}
+
+pub async fn cycle_with(engine: &Engine<SqliteStore>, options: &CycleOptions) -> (CycleSummary, Vec<ObjectReport>) {
     let mut reports = Vec::new();
     let mut sink = |r: &ObjectReport| reports.push(r.clone());
-    let summary = engine
-        .run_cycle(&CycleOptions { full, dry_run: false }, &mut sink, &Shutdown::default())
-        .await
-        .unwrap();
+    let summary = engine.run_cycle(options, &mut sink, &Shutdown::default()).await.unwrap();
     (summary, reports)
 }
 
