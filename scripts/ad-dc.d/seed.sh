@@ -100,10 +100,11 @@ cmd_seed() {
         t_stop=$(now)
         local f ldb_env=(env)
         # Same durability as the DC's mode; without fsync, one sync at the end makes it durable.
-        [[ $fsync == 1 ]] || ldb_env+=(TDB_NO_FSYNC=1)
+        local nosync=()
+        [[ $fsync == 1 ]] || { ldb_env+=(TDB_NO_FSYNC=1); nosync=(--nosync); }
         for f in "${files[@]}"; do
             # batch_mode: ldb checks unique indexes once per transaction (per file), the fast path.
-            "${ldb_env[@]}" ldbadd --configfile="$CONF" -H "$DATA_DIR/private/sam.ldb" -o batch_mode:1 "$f" \
+            "${ldb_env[@]}" ldbadd --configfile="$CONF" -H "$DATA_DIR/private/sam.ldb" -o batch_mode:1 "${nosync[@]}" "$f" \
                 >/dev/null 2>"$workdir/err" || {
                 tail -n 5 "$workdir/err" >&2
                 start_samba "$addr" "$fsync"

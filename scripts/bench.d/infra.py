@@ -143,6 +143,18 @@ def tail(path, lines=8):
         return ""
 
 
+def vmhwm_kib(pid):
+    """The process's own peak RSS so far (VmHWM), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def rss_mib(usage):
     return round(usage.ru_maxrss / 1024, 1)
 
@@ -156,13 +168,13 @@ def cpu_s(usage):
 class DomainController:
     """The bench's own DC: scripts/ad-dc with AD_DC_HOME/AD_DC_ADDR always set."""
 
-    def __init__(self, root, home, addr):
-        self.root, self.home, self.addr = root, home, addr
+    def __init__(self, root, home, addr, backend):
+        self.root, self.home, self.addr, self.backend = root, home, addr, backend
         self.script = os.path.join(root, "scripts", "ad-dc")
         self.touched = False
 
     def ad_dc(self, *args, fsync=None, quiet=True):
-        env = dict(os.environ, AD_DC_HOME=self.home, AD_DC_ADDR=self.addr)
+        env = dict(os.environ, AD_DC_HOME=self.home, AD_DC_ADDR=self.addr, AD_DC_BACKEND=self.backend)
         if fsync is not None:
             env["AD_DC_FSYNC"] = str(fsync)
         self.touched = True
@@ -463,6 +475,7 @@ def machine_info(root, dc):
         "kernel": os.uname().release,
         "os": _os_release(),
         "samba": dc.samba_version(),
+        "dc_backend": dc.backend,
         "git_commit": out("git", "rev-parse", "HEAD"),
         "git_dirty": bool(dirty),
         "python": sys.version.split()[0],
