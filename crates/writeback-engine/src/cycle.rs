@@ -120,6 +120,12 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 PassKind::Full => PassKind::Full,
             }
         };
+        if kind == PassKind::Full && !options.dry_run {
+            // A full pass reads everything a catch-up under way would still list.
+            if let Ok(mut kept) = self.catch_up.lock() {
+                *kept = None;
+            }
+        }
         let stage = Instant::now();
         let anchors = self.refresh_anchors().await?;
         tracing::info!(users = anchors, ms = elapsed_ms(stage), "Graph anchors refreshed");
@@ -224,7 +230,6 @@ impl<S: StateStore + ?Sized> Engine<S> {
     }
 
     /// Reads the pass page by page and plans every mailbox; then the due retries.
-    #[allow(clippy::too_many_arguments)]
     #[allow(clippy::too_many_arguments)]
     async fn plan_pass(
         &self,
