@@ -114,3 +114,46 @@ fn watermark_round_trips_through_serde() {
     assert_eq!(back, mark);
     assert!(serde_json::from_str::<Watermark>("\"never\"").is_err());
 }
+
+#[test]
+fn a_page_keeps_only_the_read_properties_and_decodes_every_case_the_same() {
+    let mut inputs: Vec<Value> = cases().into_iter().map(|case| case.input).collect();
+    // Elements that are not objects stay whole, to fail as one mailbox each.
+    inputs.push(Value::String("not a mailbox".into()));
+    inputs.push(serde_json::json!([1, {"a": null}]));
+    inputs.push(serde_json::json!({
+        "ExternalDirectoryObjectId": "00000000-0000-0000-0000-00000000000a",
+        "DisplayName": "skipped", "CustomAttributes": ["skipped"], "CustomAttribute": "skipped",
+        "Nested": {"deep": [1, 2, {"x": "skipped"}]}, "CustomAttribute7": "kept"
+    }));
+    let page = serde_json::json!({ "value": inputs, "@odata.nextLink": "https://next" });
+    let body = serde_json::to_vec(&page).expect("page");
+    let envelope: MailboxPageEnvelope = crate::json::from_slice(&body).expect("decodes");
+    assert_eq!(envelope.value.len(), inputs.len());
+    assert_eq!(envelope.next_link.as_deref(), Some("https://next"));
+    for (full, kept) in inputs.iter().zip(&envelope.value) {
+        if let (Some(full), Some(kept)) = (full.as_object(), kept.as_object()) {
+            assert!(kept.keys().all(|k| is_read_property(k)), "{kept:?}");
+            assert_eq!(
+                kept.len(),
+                full.keys().filter(|k| is_read_property(k)).count()
+            );
+        } else {
+            assert_eq!(full, kept, "a non-object element is kept whole");
+        }
+        assert_eq!(
+            format!("{:?}", parse_mailbox(full)),
+            format!("{:?}", parse_mailbox(kept)),
+            "{full}"
+        );
+    }
+    let last = envelope
+        .value
+        .last()
+        .and_then(Value::as_object)
+        .expect("object");
+    assert_eq!(
+        last.keys().collect::<Vec<_>>(),
+        ["CustomAttribute7", "ExternalDirectoryObjectId"]
+    );
+}
