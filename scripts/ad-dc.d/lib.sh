@@ -505,7 +505,6 @@ start_locked() {
     check_addr_free "$addr"
     echo "$addr" >"$AD_HOME/addr"
     ensure_tls "$addr"
-    write_smb_conf "$addr" "$fsync"
 
     local fresh=0 dir
     # A home keeps the backend it was provisioned with; asking for another one is a mistake to

@@ -106,15 +106,8 @@ def run_timed(argv, stdout=subprocess.DEVNULL, stderr=None, env=None, cwd=None, 
     done = threading.Event()
 
     def watch():
-        path = f"/proc/{proc.pid}/status"
         while not done.is_set():
-            try:
-                with open(path) as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            peak["kib"] = max(peak["kib"], int(line.split()[1]))
-            except (OSError, ValueError):
-                pass
+            peak["kib"] = max(peak["kib"], vmhwm_kib(proc.pid) or 0)
             done.wait(0.05)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

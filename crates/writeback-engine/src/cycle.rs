@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use time::OffsetDateTime;
-use writeback_cloud::exchange::choose_pass;
+use writeback_cloud::exchange::{choose_pass, MailboxPass};
 use writeback_cloud::{Mailbox, MailboxError, PassKind, Watermark};
 use writeback_state::{CycleId, PlanStatus, ScopeSnapshot, StagedWrite, StateStore};
 
@@ -250,73 +250,87 @@ impl<S: StateStore + ?Sized> Engine<S> {
         // Mailboxes of the error queue this pass already dealt with (staged, or failed again):
         // the due retries skip them. Bounded by the queue, not the tenant.
         let mut handled_failures: HashSet<String> = HashSet::new();
-        // What a poll listed, so that the catch-up does not plan it a second time this cycle.
-        let incremental = kind != PassKind::Full;
-        let mut listed: Vec<String> = Vec::new();
-        while let Some(page) = pass.next_page().await? {
-            let mailboxes: Vec<Result<Mailbox, MailboxError>> = page.mailboxes;
-            if incremental {
-                listed.extend(mailboxes.iter().filter_map(|m| match m {
-                    Ok(mailbox) => Some(mailbox.cloud_id.clone()),
-                    Err(error) => error.id.clone(),
-                }));
+        // The catch-up this cycle reads after its poll, if any: taken first, so that what the
+        // poll lists is marked delivered in it and not planned a second time this cycle.
+        let mut catch_up = if kind == PassKind::Full { None } else { self.catch_up_for(cycle, previous) };
+        let polled: Result<(), EngineError> = async {
+            while let Some(page) = pass.next_page().await? {
+                let mailboxes: Vec<Result<Mailbox, MailboxError>> = page.mailboxes;
+                if let Some((catch_up, _)) = catch_up.as_mut() {
+                    for item in &mailboxes {
+                        if let Some(id) = match item { Ok(mailbox) => Some(mailbox.cloud_id.as_str()), Err(error) => error.id.as_deref() } {
+                            catch_up.mark_delivered(id)?;
+                        }
+                    }
+                }
+                let context = PageContext { kind, cycle, previous, snapshot };
+                self.plan_page(mailboxes, &context, summary, sink, Some(&mut handled_failures)).await?;
+                if shutdown.is_triggered() {
+                    break;
+                }
             }
-            let context = PageContext { kind, cycle, previous, snapshot };
-            self.plan_page(mailboxes, &context, summary, sink, Some(&mut handled_failures)).await?;
-            if shutdown.is_triggered() {
-                break;
+            Ok(())
+        }
+        .await;
+        if let Some((catch_up, context)) = catch_up {
+            if polled.is_err() || shutdown.is_triggered() {
+                self.keep_catch_up(cycle, catch_up);
+            } else {
+                self.plan_catch_up(catch_up, &context, summary, sink, shutdown, &mut handled_failures, catch_up_slice).await?;
             }
         }
+        polled?;
         let pass_summary = pass.into_summary();
         summary.complete &= pass_summary.complete;
-        if incremental && !shutdown.is_triggered() {
-            self.plan_catch_up(cycle, previous, summary, sink, shutdown, &mut handled_failures, &listed, catch_up_slice).await?;
-        }
-        drop(listed);
         if cycle.is_some() && !shutdown.is_triggered() {
             self.plan_due_retries(cycle, &handled_failures, summary, sink).await?;
         }
         Ok(pass_summary)
     }
 
-    /// Re-reads the watermark's overlap window (changes that became visible late: clock skew,
-    /// replication lag), once a minute: all of it, or as much as `slice` allows this cycle,
-    /// the rest kept for the next cycles. It does not move the watermark (the poll does), so a
-    /// catch-up cut short loses nothing. `listed`: mailboxes this cycle's poll dealt with.
+    /// The catch-up an incremental cycle reads (the once-a-minute re-read of the watermark's
+    /// overlap window, for changes that became visible late: clock skew, replication lag): the
+    /// one `writeback run` has under way, else a new one when due. A dry run reads one of its own.
+    fn catch_up_for<'a>(&self, cycle: Option<CycleId>, previous: Option<Watermark>) -> Option<(MailboxPass<'static>, PageContext<'a>)> {
+        let since = previous?;
+        let kind = PassKind::Incremental { since, overlap: true };
+        let kept = if cycle.is_some() { self.catch_up.lock().ok().and_then(|mut kept| kept.take()) } else { None };
+        let pass = match kept {
+            Some(pass) => pass,
+            None if self.catch_up_due() => self.cloud.exchange.pass(kind),
+            None => return None,
+        };
+        Some((pass, PageContext { kind, cycle, previous, snapshot: None }))
+    }
+
+    /// Keeps a catch-up for the next cycle (never a dry run's).
+    fn keep_catch_up(&self, cycle: Option<CycleId>, pass: MailboxPass<'static>) {
+        if let (Some(_), Ok(mut kept)) = (cycle, self.catch_up.lock()) {
+            *kept = Some(pass);
+        }
+    }
+
+    /// Reads a catch-up: all of it, or as much as `slice` allows this cycle, the rest kept for
+    /// the next cycles. It does not move the watermark (the poll does), so a catch-up cut short
+    /// loses nothing.
     #[allow(clippy::too_many_arguments)]
     async fn plan_catch_up(
         &self,
-        cycle: Option<CycleId>,
-        previous: Option<Watermark>,
+        mut pass: MailboxPass<'static>,
+        context: &PageContext<'_>,
         summary: &mut CycleSummary,
         sink: ObjectSink<'_>,
         shutdown: &Shutdown,
         handled_failures: &mut HashSet<String>,
-        listed: &[String],
         slice: Option<std::time::Duration>,
     ) -> Result<(), EngineError> {
-        let Some(since) = previous else { return Ok(()) };
-        let kind = PassKind::Incremental { since, overlap: true };
-        // A dry run reads a catch-up of its own, never the one `run` has under way.
-        let kept = if cycle.is_some() { self.catch_up.lock().ok().and_then(|mut kept| kept.take()) } else { None };
-        let mut pass = match kept {
-            Some(pass) => pass,
-            None if self.catch_up_due() => self.cloud.exchange.pass(kind),
-            None => return Ok(()),
-        };
-        for id in listed {
-            pass.mark_delivered(id)?;
-        }
         let started = Instant::now();
-        let context = PageContext { kind, cycle, previous, snapshot: None };
         // At least a page a cycle, so that a catch-up always gets through.
         while !shutdown.is_triggered() {
             let Some(page) = pass.next_page().await? else { break };
-            self.plan_page(page.mailboxes, &context, summary, sink, Some(&mut *handled_failures)).await?;
-            if cycle.is_some() && slice.is_some_and(|slice| started.elapsed() >= slice) {
-                if let Ok(mut kept) = self.catch_up.lock() {
-                    *kept = Some(pass);
-                }
+            self.plan_page(page.mailboxes, context, summary, sink, Some(&mut *handled_failures)).await?;
+            if context.cycle.is_some() && slice.is_some_and(|slice| started.elapsed() >= slice) {
+                self.keep_catch_up(context.cycle, pass);
                 return Ok(());
             }
         }
