@@ -29,17 +29,19 @@ pub struct RootDse {
     pub ds_service_name: String,
 }
 
-/// A connection to one domain controller.
+/// A connection to one domain controller. Clones share the connection pool (a cycle's
+/// apply runs on a task of its own).
+#[derive(Clone)]
 pub struct AdDirectory {
     pub(crate) config: Arc<AdConfig>,
-    pub(crate) pool: Pool,
+    pub(crate) pool: Arc<Pool>,
 }
 
 impl AdDirectory {
     /// Connects and binds (so a bad URL, certificate or password fails here, clearly).
     pub async fn connect(config: AdConfig) -> Result<Self, AdError> {
         let config = Arc::new(config);
-        let pool = Pool::open(config.clone()).await?;
+        let pool = Arc::new(Pool::open(config.clone()).await?);
         Ok(AdDirectory { config, pool })
     }
 

@@ -4,7 +4,16 @@
 //! Planning the whole cycle before writing anything is what lets a brake stop a cycle with
 //! nothing of it applied. Staged writes live in the state store, not in memory, so a cycle
 //! of any size plans in constant memory.
+//!
+//! One exception, for speed: a full pass whose scope snapshot proves that no brake can trip
+//! (its users, and the managed values they hold, are within every limit: the largest change
+//! the pass could plan) sends what the snapshot decided to an apply task as it plans, so the
+//! DC starts writing after the first page instead of after the whole pass. What only the live
+//! matcher could decide (objects not in the snapshot, created since it was read) is still
+//! staged, and checked with the cycle's totals at the end: a cycle never writes more than the
+//! limits allow without an operator's approval.
 
+use crate::apply::{ApplyCounts, Source};
 use crate::engine::{now_ms, Assessment, Engine};
 use crate::scope_snapshot::{Resolution, SnapshotDeliveredIds, SnapshotPlanner};
 use crate::error::EngineError;
@@ -15,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 use writeback_cloud::exchange::{choose_pass, MailboxPass};
 use writeback_cloud::{Mailbox, MailboxError, PassKind, Watermark};
 use writeback_state::{CycleId, PlanStatus, ScopeSnapshot, StagedWrite, StateStore};
@@ -72,6 +82,10 @@ impl CycleOptions {
     }
 }
 
+/// Writes a streaming full pass has sent to its apply task and not yet journalled: enough
+/// to cover a page being planned, bounded so that memory does not grow with the tenant.
+const STREAM_QUEUE: usize = 2000;
+
 /// What every page of one pass shares.
 #[derive(Clone, Copy)]
 struct PageContext<'a> {
@@ -79,12 +93,43 @@ struct PageContext<'a> {
     cycle: Option<CycleId>,
     previous: Option<Watermark>,
     snapshot: Option<&'a ScopeSnapshot>,
+    /// A streaming full pass: where the writes the snapshot decided go.
+    stream: Option<&'a mpsc::Sender<StagedWrite>>,
+}
+
+/// A full pass's apply task, fed as the pass plans.
+struct Streaming {
+    writes: mpsc::Sender<StagedWrite>,
+    reports: mpsc::UnboundedReceiver<ObjectReport>,
+    task: tokio::task::JoinHandle<Result<ApplyCounts, EngineError>>,
+}
+
+impl Streaming {
+    /// Closes the queue, hands on the reports of the writes still finishing, and returns what
+    /// the task applied.
+    async fn finish(self, sink: ObjectSink<'_>) -> Result<ApplyCounts, EngineError> {
+        let Streaming { writes, mut reports, task } = self;
+        drop(writes);
+        while let Some(report) = reports.recv().await {
+            sink(&report);
+        }
+        task.await.map_err(|e| EngineError::ApplyTask(e.to_string()))?
+    }
+}
+
+/// Hands on the reports an apply task has sent so far.
+fn drain_reports(reports: Option<&mut mpsc::UnboundedReceiver<ObjectReport>>, sink: ObjectSink<'_>) {
+    if let Some(reports) = reports {
+        while let Ok(report) = reports.try_recv() {
+            sink(&report);
+        }
+    }
 }
 
 /// Receives each mailbox's report as the cycle goes.
 pub type ObjectSink<'a> = &'a mut (dyn FnMut(&ObjectReport) + Send);
 
-impl<S: StateStore + ?Sized> Engine<S> {
+impl<S: StateStore + ?Sized + 'static> Engine<S> {
     /// Runs one cycle (or, with `dry_run`, plans one).
     pub async fn run_cycle(
         &self,
@@ -133,14 +178,29 @@ impl<S: StateStore + ?Sized> Engine<S> {
         // refresh: the LDAP client buffers whatever the DC sends faster than it is consumed,
         // so the scan gets the task to itself (it consumes several times faster than a DC
         // sends, and memory stays flat).
-        let snapshot = match kind {
-            PassKind::Full => Some(self.load_snapshot().await?),
-            PassKind::Incremental { .. } => None,
+        let (snapshot, scope_totals) = match kind {
+            PassKind::Full => {
+                let (snapshot, totals) = self.load_snapshot().await?;
+                (Some(snapshot), Some(totals))
+            }
+            PassKind::Incremental { .. } => (None, None),
         };
         let cycle = if options.dry_run { None } else { Some(self.store.begin_cycle(now)?) };
         if let Some(cycle) = cycle {
             self.store.clear_stale_stages(Some(cycle))?;
         }
+        // The mailboxes in scope the brakes judge against are at least the joins known now.
+        let joins_before = match (cycle, kind) {
+            (Some(_), PassKind::Full) => self.store.join_count()?,
+            _ => 0,
+        };
+        let streaming = match (cycle, scope_totals) {
+            (Some(cycle), Some(totals)) if self.settings.brakes.cannot_trip(totals.objects, totals.values, joins_before) => {
+                tracing::info!(objects = totals.objects, values = totals.values, "no brake can trip for this scope: writing while planning");
+                Some(self.start_streaming(cycle, shutdown))
+            }
+            _ => None,
+        };
         let mut summary = CycleSummary {
             cycle: cycle.map(|c| c.0),
             pass: if kind == PassKind::Full { "full" } else { "incremental" },
@@ -149,9 +209,23 @@ impl<S: StateStore + ?Sized> Engine<S> {
         };
 
         let stage = Instant::now();
-        let pass_summary = self
-            .plan_pass(kind, cycle, previous, &mut summary, sink, shutdown, snapshot.as_ref(), options.catch_up_slice)
-            .await?;
+        let context = PageContext { kind, cycle, previous, snapshot: snapshot.as_ref(), stream: None };
+        let (planned, streamed) = match streaming {
+            Some(Streaming { writes, mut reports, task }) => {
+                let context = PageContext { stream: Some(&writes), ..context };
+                let planned = self.plan_pass(context, &mut summary, sink, shutdown, options.catch_up_slice, Some(&mut reports)).await;
+                let streamed = Streaming { writes, reports, task }.finish(sink).await;
+                (planned, Some(streamed))
+            }
+            None => (self.plan_pass(context, &mut summary, sink, shutdown, options.catch_up_slice, None).await, None),
+        };
+        // The apply task's error first: a planner that could no longer hand it writes
+        // stopped because of it.
+        if let Some(counts) = streamed.transpose()? {
+            counts.add_to(&mut summary);
+            tracing::info!(streamed = summary.streamed, applied = counts.applied, failed = counts.failed, "writes applied while planning");
+        }
+        let pass_summary = planned?;
         tracing::info!(mailboxes = summary.mailboxes, planned = summary.planned, ms = elapsed_ms(stage), "Exchange pass read and planned");
         drop(snapshot);
         let Some(cycle) = cycle else {
@@ -165,8 +239,9 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
 
         // Brakes: nothing of this cycle is applied when a threshold is crossed, unless an
-        // operator approved a held plan at least this large.
-        let in_scope = summary.mailboxes.max(self.store.join_count()?);
+        // operator approved a held plan at least this large. (A streaming pass has applied
+        // what its scope proved could not cross one; what is staged is held if it would.)
+        let in_scope = summary.mailboxes.max(self.store.join_count()?).max(joins_before);
         if let Some(reason) = self.settings.brakes.check(summary.planned, summary.values_cleared, in_scope) {
             match self.approved_plan_covering(&summary)? {
                 Some(plan_id) => {
@@ -229,19 +304,18 @@ impl<S: StateStore + ?Sized> Engine<S> {
             .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()))
     }
 
-    /// Reads the pass page by page and plans every mailbox; then the due retries.
-    #[allow(clippy::too_many_arguments)]
+    /// Reads the pass page by page and plans every mailbox; then the due retries. `reports`:
+    /// a streaming pass's apply task's, handed on to `sink` page by page.
     async fn plan_pass(
         &self,
-        kind: PassKind,
-        cycle: Option<CycleId>,
-        previous: Option<Watermark>,
+        context: PageContext<'_>,
         summary: &mut CycleSummary,
         sink: ObjectSink<'_>,
         shutdown: &Shutdown,
-        snapshot: Option<&ScopeSnapshot>,
         catch_up_slice: Option<std::time::Duration>,
+        mut reports: Option<&mut mpsc::UnboundedReceiver<ObjectReport>>,
     ) -> Result<writeback_cloud::PassSummary, EngineError> {
+        let PageContext { kind, cycle, previous, snapshot, .. } = context;
         // A full pass keeps the ids Exchange delivered in its scope snapshot, not in memory.
         let mut pass = match snapshot {
             Some(snapshot) => self.cloud.exchange.pass_with(kind, Box::new(SnapshotDeliveredIds::new(snapshot))),
@@ -263,8 +337,8 @@ impl<S: StateStore + ?Sized> Engine<S> {
                         }
                     }
                 }
-                let context = PageContext { kind, cycle, previous, snapshot };
                 self.plan_page(mailboxes, &context, summary, sink, Some(&mut handled_failures)).await?;
+                drain_reports(reports.as_deref_mut(), sink);
                 if shutdown.is_triggered() {
                     break;
                 }
@@ -300,7 +374,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             None if self.catch_up_due() => self.cloud.exchange.pass(kind),
             None => return None,
         };
-        Some((pass, PageContext { kind, cycle, previous, snapshot: None }))
+        Some((pass, PageContext { kind, cycle, previous, snapshot: None, stream: None }))
     }
 
     /// Keeps a catch-up for the next cycle (never a dry run's).
@@ -365,7 +439,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 }
             }
         }
-        let context = PageContext { kind: PassKind::Full, cycle, previous: None, snapshot: None };
+        let context = PageContext { kind: PassKind::Full, cycle, previous: None, snapshot: None, stream: None };
         self.plan_page(batch, &context, summary, sink, None).await
     }
 
@@ -376,7 +450,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         mailboxes: Vec<Mailbox>,
         snapshot: Option<&ScopeSnapshot>,
         now: i64,
-    ) -> Result<Vec<(Mailbox, Assessment, bool)>, EngineError> {
+    ) -> Result<Vec<Assessed>, EngineError> {
         let mut decided = Vec::with_capacity(mailboxes.len());
         let mut live = Vec::new();
         match snapshot {
@@ -385,7 +459,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 let planner = SnapshotPlanner { store: &*self.store, snapshot, scope: &scope, policy: &self.settings.policy };
                 for (mailbox, resolution) in planner.assess_page(mailboxes, now)? {
                     match resolution {
-                        Resolution::Decided { assessment, had_failure } => decided.push((mailbox, assessment, had_failure)),
+                        Resolution::Decided { assessment, had_failure } => decided.push(Assessed { mailbox, assessment, had_failure, from_snapshot: true }),
                         Resolution::Live => live.push(mailbox),
                     }
                 }
@@ -400,7 +474,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         for result in assessed {
             let (mailbox, assessment) = result?;
             // The live path does not say whether the mailbox was queued: assume it was.
-            decided.push((mailbox, assessment, true));
+            decided.push(Assessed { mailbox, assessment, had_failure: true, from_snapshot: false });
         }
         Ok(decided)
     }
@@ -413,7 +487,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
         sink: ObjectSink<'_>,
         mut handled_failures: Option<&mut HashSet<String>>,
     ) -> Result<(), EngineError> {
-        let PageContext { kind, cycle, previous, snapshot } = *context;
+        let PageContext { kind, cycle, previous, snapshot, stream } = *context;
         let now = now_ms();
         let dry_run = cycle.is_none();
         let mut mailboxes = Vec::with_capacity(items.len());
@@ -443,9 +517,10 @@ impl<S: StateStore + ?Sized> Engine<S> {
             }
         }
         let mut staged = Vec::new();
+        let mut streamed = Vec::new();
         let mut cleared: Vec<String> = Vec::new();
         let mut synced: Vec<(String, String)> = Vec::new();
-        for (mailbox, assessment, had_failure) in self.assess_page(mailboxes, snapshot, now).await? {
+        for Assessed { mailbox, assessment, had_failure, from_snapshot } in self.assess_page(mailboxes, snapshot, now).await? {
             summary.mailboxes += 1;
             let mut report = ObjectReport { cloud_id: mailbox.cloud_id.clone(), ..ObjectReport::default() };
             match assessment {
@@ -470,7 +545,12 @@ impl<S: StateStore + ?Sized> Engine<S> {
                             set.insert(mailbox.cloud_id.clone());
                         }
                     }
-                    staged.push(staged_write(mailbox, *user, mods));
+                    let write = staged_write(mailbox, *user, mods);
+                    if stream.is_some() && from_snapshot {
+                        streamed.push(write);
+                    } else {
+                        staged.push(write);
+                    }
                 }
                 Assessment::InSync { user } => {
                     summary.in_sync += 1;
@@ -521,7 +601,31 @@ impl<S: StateStore + ?Sized> Engine<S> {
         self.store.clear_failures(&cleared)?;
         let synced: Vec<(&str, &str)> = synced.iter().map(|(id, v)| (id.as_str(), v.as_str())).collect();
         self.store.record_synced(&synced)?;
+        if let Some(stream) = stream {
+            summary.streamed += streamed.len() as u64;
+            for write in streamed {
+                // Waits while the apply task is a queue behind: the planner never runs ahead
+                // of the DC by more than that.
+                stream.send(write).await.map_err(|_| EngineError::Stopped("the apply task ended before the pass"))?;
+            }
+        }
         Ok(())
+    }
+
+    /// Starts the apply task of a full pass that writes while it plans.
+    fn start_streaming(&self, cycle: CycleId, shutdown: &Shutdown) -> Streaming {
+        let (writes, queue) = mpsc::channel(STREAM_QUEUE);
+        let (report_to, reports) = mpsc::unbounded_channel();
+        let applier = self.applier(cycle);
+        let shutdown = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let mut report = move |object: &ObjectReport| {
+                // The cycle stops reading only once this task has ended.
+                let _ = report_to.send(object.clone());
+            };
+            applier.run(Source::Planner(queue), &shutdown, &mut report).await
+        });
+        Streaming { writes, reports, task }
     }
 
     /// Whether a catch-up starts this cycle. Not every poll: after a mass change the overlap
@@ -610,6 +714,15 @@ impl<S: StateStore + ?Sized> Engine<S> {
         let plan = serde_json::json!({ "summary": summary, "objects": objects, "objects_omitted": omitted });
         Ok(self.store.hold_plan(cycle, reason, &plan, now_ms())?)
     }
+}
+
+/// One mailbox's assessment, and whether the scope snapshot made it (only those can be
+/// written while planning).
+struct Assessed {
+    mailbox: Mailbox,
+    assessment: Assessment,
+    had_failure: bool,
+    from_snapshot: bool,
 }
 
 /// A planned mailbox as the cycle stages it: the object as read, the changes, the cloud record

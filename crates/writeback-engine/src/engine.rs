@@ -93,13 +93,6 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
     }
 
-    pub(crate) async fn run_before_apply_hook(&self, dn: &str) {
-        let hook = self.before_apply.lock().ok().and_then(|slot| slot.clone());
-        if let Some(hook) = hook {
-            hook(dn.to_owned()).await;
-        }
-    }
-
     pub fn store(&self) -> &S {
         &self.store
     }

@@ -21,6 +21,9 @@ pub enum EngineError {
     PlanFile(String),
     #[error("stopped: {0}")]
     Stopped(&'static str),
+    /// The task applying a full pass's writes beside its planning ended abnormally.
+    #[error("apply task: {0}")]
+    ApplyTask(String),
 }
 
 impl From<writeback_ad::AdError> for EngineError {

@@ -69,5 +69,6 @@ fn error_stage(error: &EngineError) -> &'static str {
         EngineError::Snapshot(_) => "snapshot",
         EngineError::PlanFile(_) => "plan_file",
         EngineError::Stopped(_) => "stopped",
+        EngineError::ApplyTask(_) => "apply_task",
     }
 }

@@ -65,6 +65,9 @@ pub struct CycleSummary {
     /// to managed attributes, repaired.
     pub drift: u64,
     pub retried: u64,
+    /// Of `planned`: writes sent while the pass was still planning (a full pass whose scope
+    /// cannot cross a brake).
+    pub streamed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<HeldSummary>,
     pub watermark_advanced: bool,

@@ -36,6 +36,14 @@ const SNAPSHOT_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
 /// Objects written to the snapshot per transaction.
 const SNAPSHOT_BATCH: usize = 1000;
 
+/// The largest change a full pass could plan from a snapshot: every user in it changed, every
+/// managed value they hold cleared (a write can only clear values the object has).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScopeTotals {
+    pub objects: u64,
+    pub values: u64,
+}
+
 /// What the snapshot could decide about one mailbox.
 #[derive(Debug)]
 pub enum Resolution {
@@ -335,11 +343,12 @@ fn decode(payload: &[u8]) -> Result<AdUser, EngineError> {
 
 impl<S: StateStore + ?Sized> Engine<S> {
     /// Reads every user in scope into a new snapshot, a page at a time.
-    pub(crate) async fn load_snapshot(&self) -> Result<ScopeSnapshot, EngineError> {
+    pub(crate) async fn load_snapshot(&self) -> Result<(ScopeSnapshot, ScopeTotals), EngineError> {
         let dir = self.settings.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
         let snapshot = ScopeSnapshot::create_in(&dir)?;
         let started = std::time::Instant::now();
         let mut total = 0u64;
+        let mut values = 0u64;
         for base in self.scope() {
             let mut batch: Vec<SnapshotRow> = Vec::with_capacity(SNAPSHOT_BATCH);
             total += self
@@ -349,6 +358,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 // buffers what is not consumed yet: memory would grow with the scope (measured:
                 // 266 MiB at 200,000 users). A page at a time keeps it to a page.
                 .for_each_user(&base, SNAPSHOT_FILTER, |user| {
+                    values += user.values.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
                     batch.push(snapshot_row(&user)?);
                     if batch.len() >= SNAPSHOT_BATCH {
                         snapshot.insert(&batch)?;
@@ -361,6 +371,6 @@ impl<S: StateStore + ?Sized> Engine<S> {
         }
         snapshot.finish_loading()?;
         tracing::info!(objects = total, ms = started.elapsed().as_millis() as u64, "scope snapshot read");
-        Ok(snapshot)
+        Ok((snapshot, ScopeTotals { objects: total, values }))
     }
 }

@@ -75,6 +75,22 @@ impl Default for Brakes {
 }
 
 impl Brakes {
+    /// Whether no cycle within these bounds can cross a threshold: at most `objects` objects
+    /// changed and `values` values cleared, judged against at least `in_scope_floor` mailboxes
+    /// in scope. A full pass whose scope snapshot proves this writes while it plans (see
+    /// `cycle.rs`). Every changed object is a mailbox of the cycle, so the changed share
+    /// never exceeds 1.
+    pub fn cannot_trip(&self, objects: u64, values: u64, in_scope_floor: u64) -> bool {
+        let floor = in_scope_floor.max(1) as f64;
+        let objects_within = objects <= self.max_objects_changed
+            && (objects < self.share_min_objects
+                || self.max_objects_changed_share >= 1.0
+                || objects as f64 / floor <= self.max_objects_changed_share);
+        let values_within = values <= self.max_values_cleared
+            && (values < self.share_min_objects || values as f64 / floor <= self.max_values_cleared_share);
+        objects_within && values_within
+    }
+
     /// Why a cycle of this size must be held, if it must.
     pub fn check(&self, objects_changed: u64, values_cleared: u64, in_scope: u64) -> Option<String> {
         let share = |n: u64| if in_scope == 0 { 0.0 } else { n as f64 / in_scope as f64 };
@@ -169,5 +185,50 @@ mod tests {
         assert!(b.check(60, 0, 100).unwrap().contains("share"));
         assert!(b.check(0, 60, 100).unwrap().contains("cleared"));
         assert!(b.check(60, 0, 0).is_none(), "empty scope never divides by zero");
+    }
+
+    #[test]
+    fn a_scope_within_every_limit_cannot_trip_and_the_claim_holds_for_every_smaller_cycle() {
+        let defaults = Brakes::default();
+        // A lab scope: 40 users holding 45 managed values.
+        assert!(defaults.cannot_trip(40, 45, 40));
+        // A real scope at the defaults: planned first, always.
+        assert!(!defaults.cannot_trip(200_000, 1_600_000, 200_000));
+        assert!(!defaults.cannot_trip(400, 45, 400), "400 of 400 could change: over the 25 % share");
+        let raised = Brakes {
+            max_objects_changed: 2_000_000,
+            max_objects_changed_share: 1.0,
+            max_values_cleared: 2_000_000,
+            max_values_cleared_share: 1.0,
+            share_min_objects: 50,
+        };
+        assert!(!raised.cannot_trip(200_000, 1_600_000, 200_000), "8 values a user could all be cleared");
+        assert!(raised.cannot_trip(200_000, 190_000, 200_000));
+        assert!(!raised.cannot_trip(200_000, 190_000, 0), "no joins yet: no floor under the share");
+        // Soundness: whenever the bound says it cannot trip, no cycle inside it does.
+        let brakes = [defaults, raised, Brakes { max_objects_changed_share: 0.5, max_values_cleared_share: 2.0, ..Brakes::default() }];
+        let sizes = [0u64, 1, 10, 49, 50, 51, 100, 250, 499, 500, 501, 1000, 5000];
+        for b in &brakes {
+            for &objects in &sizes {
+                for &values in &sizes {
+                    for &floor in &sizes {
+                        if !b.cannot_trip(objects, values, floor) {
+                            continue;
+                        }
+                        for &changed in sizes.iter().filter(|&&c| c <= objects) {
+                            for &cleared in sizes.iter().filter(|&&v| v <= values) {
+                                for &in_scope in sizes.iter().filter(|&&n| n >= floor && n >= changed && n > 0) {
+                                    assert_eq!(
+                                        b.check(changed, cleared, in_scope),
+                                        None,
+                                        "{b:?}: bound ({objects}, {values}, {floor}) but ({changed}, {cleared}, {in_scope}) trips"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -103,7 +103,7 @@ async fn a_mass_clear_is_held_until_approved() {
     let (held, _) = cycle(&engine, false).await;
     let plan = held.held.clone().expect("held by the brake");
     assert!(plan.reason.contains("max_values_cleared"), "{}", plan.reason);
-    assert_eq!(held.applied, 0);
+    assert_eq!((held.applied, held.streamed), (0, 0));
     let ad = world.ad().await;
     for dn in world.users.values() {
         let user = ad.read(dn).await.unwrap().unwrap();
