@@ -34,8 +34,6 @@ pub struct AdConfig {
     pub pool_size: usize,
     /// Per-request timeout. A modify that times out has an unknown outcome.
     pub timeout: Duration,
-    /// Objects one search may return: a scope scan's ranges hold at most this many (see
-    /// `AdDirectory::for_each_user`); at most the DC's MaxPageSize (AD's default: 1000).
     pub page_size: i32,
     /// Write to adminCount=1 / critical system objects. Off unless the operator opts in.
     pub allow_protected: bool,

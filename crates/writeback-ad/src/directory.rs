@@ -5,7 +5,7 @@ use crate::entry::{read_attributes, AdUser, RawEntry};
 use crate::error::AdError;
 use crate::ids;
 use crate::pool::Pool;
-use ldap3::adapters::EntriesOnly;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapError, Scope};
 use std::sync::Arc;
 use writeback_core::ManagedAttribute;
@@ -203,114 +203,38 @@ impl AdDirectory {
         }
     }
 
-    /// Every user under `base` matching `filter` (already escaped by the caller), handed to
-    /// `visit`; returns how many. `visit`'s own error (e.g. a store it writes to) ends the
-    /// scan and is returned.
-    ///
-    /// Read as a series of plain searches over ranges of uSNCreated (indexed on AD and Samba)
-    /// rather than one paged search: Samba serves a paged search by looking every object up a
-    /// second time for its page (3-4x the DC time of a plain search of the same objects), and
-    /// a DC numbers every object it creates with a USN of its own, so a range of `w` USNs
-    /// holds at most `w` objects. Each range aims at half of `page_size` objects (the width
-    /// adapts to how dense the range before was) and holds at most `page_size`: a range that
-    /// turns out larger (sizeLimitExceeded from AD, whose MaxPageSize bounds a plain search; or
-    /// more entries than that from Samba, which has no limit) is abandoned and read again in
-    /// halves. So memory holds two ranges (one handed to `visit` while the next is read),
-    /// whatever the directory's size. Objects created while the scan runs are in its last,
-    /// open-ended range.
+    /// Streams every user under `base` matching `filter` (already escaped by the caller),
+    /// a page at a time, so memory stays flat whatever the directory's size.
+    /// `visit`'s own error (e.g. a store it writes to) ends the search and is returned.
     pub async fn for_each_user<F, E>(&self, base: &str, filter: &str, mut visit: F) -> Result<u64, E>
     where
         F: FnMut(AdUser) -> Result<(), E>,
         E: From<AdError>,
     {
-        let limit = usize::try_from(self.config.page_size.max(1)).unwrap_or(1);
-        let target = (limit as u64 / 2).max(1);
-        let mut highest = self.root_dse().await.map_err(E::from)?.highest_committed_usn;
-        let mut low = 0u64;
-        let mut width = target;
-        let mut count = 0u64;
-        // The range read last, handed to `visit` while the DC reads the next one.
-        let mut previous: Vec<RawEntry> = Vec::new();
-        loop {
-            let open_ended = low > highest;
-            let high = low.saturating_add(width - 1);
-            let range = if open_ended {
-                format!("(&{filter}(uSNCreated>={low}))")
-            } else {
-                format!("(&{filter}(uSNCreated>={low})(uSNCreated<={high}))")
-            };
-            let visiting = async {
-                for entry in std::mem::take(&mut previous) {
-                    visit(self.complete_ranges(entry).await.map_err(E::from)?.into_user().map_err(E::from)?)?;
-                }
-                Ok::<(), E>(())
-            };
-            let (searched, visited) = tokio::join!(self.search_at_most(base, &range, limit), visiting);
-            visited?;
-            let Some(entries) = searched.map_err(E::from)? else {
-                if width > 1 {
-                    width /= 2;
-                } else if open_ended {
-                    // Many objects created since the scan began: range over them too.
-                    highest = self.root_dse().await.map_err(E::from)?.highest_committed_usn;
-                    width = target;
-                } else {
-                    return Err(E::from(AdError::Ldap {
-                        operation: "search",
-                        code: 4,
-                        message: format!("uSNCreated {low} holds more than {limit} objects"),
-                    }));
-                }
-                continue;
-            };
-            let found = entries.len() as u64;
-            count += found;
-            previous = entries;
-            if open_ended {
-                break;
-            }
-            low = high.saturating_add(1);
-            // Density follows creation history: wider after a sparse range, narrower after a
-            // dense one, at most doubling so that a dense stretch after a sparse one costs one
-            // abandoned range at most.
-            if found.saturating_mul(2) < target {
-                width = width.saturating_mul(2);
-            } else if found > target {
-                width = (width / 2).max(1);
-            }
-        }
-        for entry in previous {
-            visit(self.complete_ranges(entry).await.map_err(E::from)?.into_user().map_err(E::from)?)?;
-        }
-        Ok(count)
-    }
-
-    /// A plain (unpaged) subtree search, `None` when it matches more than `limit` objects.
-    async fn search_at_most(&self, base: &str, filter: &str, limit: usize) -> Result<Option<Vec<RawEntry>>, AdError> {
         let mut ldap = self.ldap().await?;
         let attrs = read_attributes();
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(self.config.page_size)),
+        ];
         let mut stream = ldap
-            .with_timeout(self.config.timeout)
-            .streaming_search_with(EntriesOnly::new(), base, Scope::Subtree, filter, attrs)
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
             .await
-            .map_err(|e| transport("search", e))?;
-        let mut entries = Vec::new();
-        while let Some(entry) = stream.next().await.map_err(|e| transport("search", e))? {
-            if entries.len() >= limit {
-                let id = stream.ldap_handle().last_id();
-                drop(stream);
-                // The DC may have the rest on its way already; what still arrives is dropped.
-                ldap.abandon(id).await.map_err(|e| transport("abandon", e))?;
-                return Ok(None);
-            }
-            entries.push(RawEntry::parse(entry)?);
+            .map_err(|e| E::from(transport("search", e)))?;
+        let mut count = 0u64;
+        loop {
+            let next = stream.next().await.map_err(|e| E::from(transport("search", e)))?;
+            let Some(entry) = next else { break };
+            let raw = RawEntry::parse(entry).map_err(E::from)?;
+            let raw = self.complete_ranges(raw).await.map_err(E::from)?;
+            visit(raw.into_user().map_err(E::from)?)?;
+            count += 1;
         }
         let result = stream.finish().await;
-        match result.rc {
-            0 => Ok(Some(entries)),
-            4 => Ok(None),
-            code => Err(AdError::Ldap { operation: "search", code, message: result.text }),
+        if result.rc != 0 {
+            return Err(E::from(AdError::Ldap { operation: "search", code: result.rc, message: result.text }));
         }
+        Ok(count)
     }
 
     pub(crate) async fn search_raw(

@@ -123,8 +123,14 @@ impl<S: StateStore + ?Sized> Applier<S> {
             .boxed(),
             Source::Planner(receiver) => stream::unfold(Some(receiver), move |receiver| async move {
                 let mut receiver = receiver?;
+                if shutdown.is_triggered() {
+                    // Unsent, and so never journalled. The queue stays open until the planner,
+                    // which stops at its next page, closes it: a stop is not an error to it.
+                    while receiver.recv().await.is_some() {}
+                    return None;
+                }
                 let mut writes = Vec::with_capacity(APPLY_BATCH_USIZE);
-                if shutdown.is_triggered() || receiver.recv_many(&mut writes, APPLY_BATCH_USIZE).await == 0 {
+                if receiver.recv_many(&mut writes, APPLY_BATCH_USIZE).await == 0 {
                     return None;
                 }
                 match self.journal(writes) {

@@ -82,9 +82,9 @@ impl CycleOptions {
     }
 }
 
-/// Writes a streaming full pass has sent to its apply task and not yet journalled: enough
-/// to cover a page being planned, bounded so that memory does not grow with the tenant.
-const STREAM_QUEUE: usize = 2000;
+/// Writes a streaming full pass has handed to its apply task and the task has not taken yet:
+/// about a page, so that memory does not grow with the tenant.
+const STREAM_QUEUE: usize = 1000;
 
 /// What every page of one pass shares.
 #[derive(Clone, Copy)]

@@ -6,9 +6,10 @@ mod common;
 use common::{cycle, World};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use writeback_core::ManagedAttribute;
 use writeback_engine::report::ObjectReport;
-use writeback_engine::{Brakes, EngineSection};
+use writeback_engine::{Brakes, CycleOptions, EngineSection, Shutdown};
 use writeback_state::{AuditQuery, StateStore};
 
 /// Limits no cycle of a dozen users can cross (what an operator sets for a reviewed import).
@@ -102,5 +103,31 @@ async fn what_only_the_live_matcher_can_decide_is_staged_and_written_after_the_b
     assert_eq!(reports[last_applied].dn.as_deref().map(str::to_lowercase), Some(renamed.to_lowercase()));
     let user = world.ad().await.read(&renamed).await.unwrap().unwrap();
     assert_eq!(user.values.get(ManagedAttribute::ExtensionAttribute7), ["value 0"], "the first mailbox's change");
+    world.ou.remove().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_writing_and_planning_ends_the_cycle_cleanly_and_loses_nothing() {
+    let world = slow_world("stopped", 12).await;
+    let engine = world.engine(EngineSection::default(), raised_brakes()).await;
+    // Asked to stop as the first write leaves: the writes already sent finish, the planner
+    // stops at its page, and what it had queued is neither sent nor journalled.
+    let shutdown = Shutdown::default();
+    let trigger = shutdown.clone();
+    engine.set_before_apply_hook(Some(Arc::new(move |_dn: String| {
+        trigger.trigger();
+        Box::pin(async {})
+    })));
+    let mut reports = Vec::new();
+    let mut sink = |r: &ObjectReport| reports.push(r.clone());
+    let options = CycleOptions { full: true, ..CycleOptions::default() };
+    let stopped = engine.run_cycle(&options, &mut sink, &shutdown).await.expect("a stop is not an error");
+    assert!(!stopped.complete && !stopped.watermark_advanced, "{stopped:?}");
+    assert!(stopped.applied >= 1 && stopped.applied < 12 && stopped.failed == 0, "{stopped:?}");
+    assert!(engine.store().in_flight().unwrap().is_empty(), "every journalled write settled");
+    engine.set_before_apply_hook(None);
+    let (rest, _) = cycle(&engine, true).await;
+    assert_eq!((rest.applied, rest.in_sync), (12 - stopped.applied, stopped.applied), "{rest:?}");
+    assert!(world.differences().await.is_empty());
     world.ou.remove().await.ok();
 }
