@@ -53,9 +53,6 @@ impl ApplyCounts {
     }
 }
 
-/// Receives each applied (or failed) mailbox's report.
-pub(crate) type ReportSink<'a> = &'a mut (dyn FnMut(&ObjectReport) + Send);
-
 /// Everything writing needs, owned: an apply can run on a task of its own, beside the
 /// planning that feeds it (the DC must not wait while a page is being planned).
 pub(crate) struct Applier<S: ?Sized> {
@@ -104,7 +101,7 @@ impl<S: StateStore + ?Sized> Applier<S> {
     /// Sends the writes as one continuous pipeline: batches are journalled ahead while earlier
     /// writes are still in flight, and outcomes are recorded a batch at a time as they come
     /// back, so the DC never waits on writeback's bookkeeping.
-    pub(crate) async fn run(&self, source: Source, shutdown: &Shutdown, report: ReportSink<'_>) -> Result<ApplyCounts, EngineError> {
+    pub(crate) async fn run(&self, source: Source, shutdown: &Shutdown, report: ObjectSink<'_>) -> Result<ApplyCounts, EngineError> {
         // A stop request ends the apply between batches: what was sent is finished and
         // recorded; what was not stays unsent (and un-journalled), the watermark does not move.
         let from_planner = matches!(source, Source::Planner(_));
@@ -201,7 +198,7 @@ impl<S: StateStore + ?Sized> Applier<S> {
         &self,
         results: Vec<Result<(JournalId, Outcome, Final, StagedWrite), EngineError>>,
         counts: &mut ApplyCounts,
-        report: ReportSink<'_>,
+        report: ObjectSink<'_>,
     ) -> Result<(), EngineError> {
         let mut outcomes = Vec::with_capacity(results.len());
         let mut finals = Vec::with_capacity(results.len());
