@@ -160,7 +160,9 @@ impl<S: StateStore + ?Sized> Applier<S> {
         while let Some(chunk) = results.next().await {
             self.settle(chunk, &mut counts, report)?;
         }
-        tracing::info!(applied = counts.applied, failed = counts.failed, ms = started.elapsed().as_millis() as u64, "writes applied");
+        if counts.applied + counts.failed > 0 {
+            tracing::info!(applied = counts.applied, failed = counts.failed, ms = started.elapsed().as_millis() as u64, "writes applied");
+        }
         Ok(counts)
     }
 
