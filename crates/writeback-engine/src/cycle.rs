@@ -211,11 +211,10 @@ impl<S: StateStore + ?Sized + 'static> Engine<S> {
         let stage = Instant::now();
         let context = PageContext { kind, cycle, previous, snapshot: snapshot.as_ref(), stream: None };
         let (planned, streamed) = match streaming {
-            Some(Streaming { writes, mut reports, task }) => {
-                let context = PageContext { stream: Some(&writes), ..context };
-                let planned = self.plan_pass(context, &mut summary, sink, shutdown, options.catch_up_slice, Some(&mut reports)).await;
-                let streamed = Streaming { writes, reports, task }.finish(sink).await;
-                (planned, Some(streamed))
+            Some(mut streaming) => {
+                let context = PageContext { stream: Some(&streaming.writes), ..context };
+                let planned = self.plan_pass(context, &mut summary, sink, shutdown, options.catch_up_slice, Some(&mut streaming.reports)).await;
+                (planned, Some(streaming.finish(sink).await))
             }
             None => (self.plan_pass(context, &mut summary, sink, shutdown, options.catch_up_slice, None).await, None),
         };
