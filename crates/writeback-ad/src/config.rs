@@ -35,6 +35,9 @@ pub struct AdConfig {
     /// Per-request timeout. A modify that times out has an unknown outcome.
     pub timeout: Duration,
     pub page_size: i32,
+    /// Concurrent searches a scope scan is split into (by uSNCreated range). A DC serves one
+    /// search on one connection with one process; two halve a scan on a DC with two cores.
+    pub scan_streams: usize,
     /// Write to adminCount=1 / critical system objects. Off unless the operator opts in.
     pub allow_protected: bool,
 }
@@ -59,6 +62,7 @@ impl AdConfig {
             pool_size: 4,
             timeout: Duration::from_secs(30),
             page_size: 500,
+            scan_streams: 2,
             allow_protected: false,
         })
     }
@@ -114,6 +118,8 @@ pub struct AdSection {
     #[serde(default)]
     pub page_size: Option<i32>,
     #[serde(default)]
+    pub scan_streams: Option<usize>,
+    #[serde(default)]
     pub allow_protected: bool,
 }
 
@@ -153,6 +159,10 @@ impl AdSection {
         if !(1..=64).contains(&pool_size) {
             return Err(AdError::Config(format!("pool_size {pool_size} out of range 1..=64")));
         }
+        let scan_streams = self.scan_streams.unwrap_or(2);
+        if !(1..=8).contains(&scan_streams) {
+            return Err(AdError::Config(format!("scan_streams {scan_streams} out of range 1..=8")));
+        }
         Ok(AdConfig {
             url: self.url.clone(),
             transport,
@@ -164,6 +174,7 @@ impl AdSection {
             pool_size,
             timeout: Duration::from_secs(self.timeout_seconds.unwrap_or(30).max(1)),
             page_size,
+            scan_streams,
             allow_protected: self.allow_protected,
         })
     }
@@ -205,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn section_rejects_missing_password_and_bad_page_size() {
+    fn section_rejects_missing_password_and_out_of_range_numbers() {
         let s: AdSection = toml_like(r#"{"url":"ldaps://dc","bind_dn":"cn=a","base_dn":"dc=x"}"#);
         assert!(s.resolve(Path::new("/")).unwrap_err().to_string().contains("bind_password"));
         std::env::set_var("WB_TEST_PW_ENV", "x");
@@ -213,6 +224,13 @@ mod tests {
             r#"{"url":"ldaps://dc","bind_dn":"cn=a","base_dn":"dc=x","bind_password_env":"WB_TEST_PW_ENV","page_size":5000}"#,
         );
         assert!(s.resolve(Path::new("/")).unwrap_err().to_string().contains("page_size"));
+        for bad in [0, 9] {
+            let s: AdSection = toml_like(&format!(
+                r#"{{"url":"ldaps://dc","bind_dn":"cn=a","base_dn":"dc=x","bind_password_env":"WB_TEST_PW_ENV","scan_streams":{bad}}}"#
+            ));
+            let err = s.resolve(Path::new("/")).unwrap_err().to_string();
+            assert!(err.contains("scan_streams") && err.contains(&bad.to_string()), "{err}");
+        }
     }
 
     fn toml_like(json: &str) -> AdSection {

@@ -5,6 +5,7 @@ use crate::entry::{read_attributes, AdUser, RawEntry};
 use crate::error::AdError;
 use crate::ids;
 use crate::pool::Pool;
+use crate::scan;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapError, Scope};
 use std::sync::Arc;
@@ -201,6 +202,16 @@ impl AdDirectory {
             Some(entry) => Ok(Some(self.complete_ranges(entry).await?.into_user()?)),
             None => Ok(None),
         }
+    }
+
+    /// `filter` split into the disjoint parts a scope scan reads at the same time
+    /// (`scan_streams` of them, by uSNCreated: see [`crate::scan`]); `filter` alone when 1.
+    pub async fn scan_filters(&self, filter: &str) -> Result<Vec<String>, AdError> {
+        if self.config.scan_streams <= 1 {
+            return Ok(vec![filter.to_owned()]);
+        }
+        let highest = self.root_dse().await?.highest_committed_usn;
+        Ok(scan::usn_partitions(filter, &scan::even_usn_bounds(highest, self.config.scan_streams)))
     }
 
     /// Streams every user under `base` matching `filter` (already escaped by the caller),

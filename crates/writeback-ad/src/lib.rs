@@ -13,6 +13,7 @@ mod entry;
 pub mod error;
 pub mod ids;
 mod pool;
+pub mod scan;
 pub mod tls;
 mod write;
 

@@ -342,3 +342,62 @@ async fn tls_is_validated_and_plain_ldap_needs_opt_in() {
     let err = AdDirectory::connect(wrong_pw).await.err().expect("refused");
     assert!(matches!(err, AdError::Bind { code: 49, .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_scan_split_by_usn_reads_every_user_once() {
+    let (_, ou) = setup("usnsplit").await;
+    let mut config = ou.env.ad_config().unwrap();
+    config.page_size = 4;
+    config.scan_streams = 3;
+    let dir = AdDirectory::connect(config).await.unwrap();
+    for i in 0..12 {
+        ou.add_user(&format!("Split User {i:02}"), &[]).await.unwrap();
+    }
+    let read_all = |filter: String| {
+        let dir = dir.clone();
+        let base = ou.dn.clone();
+        async move {
+            let mut users = Vec::new();
+            dir.for_each_user(&base, &filter, |u| {
+                users.push(u);
+                Ok::<(), writeback_ad::AdError>(())
+            })
+            .await
+            .unwrap();
+            users
+        }
+    };
+    let filter = "(objectClass=user)";
+
+    // Bounds between the users (each was created after the one before was last changed):
+    // every part holds exactly the users created in its range, and no user is in two.
+    let mut users = read_all(filter.to_owned()).await;
+    assert_eq!(users.len(), 12);
+    users.sort_by_key(|u| u.usn_changed);
+    let bounds = [users[3].usn_changed, users[7].usn_changed];
+    let mut seen = HashSet::new();
+    let mut sizes = Vec::new();
+    for part in writeback_ad::scan::usn_partitions(filter, &bounds) {
+        let found = read_all(part).await;
+        sizes.push(found.len());
+        for u in found {
+            assert!(seen.insert(u.object_guid), "{} in two parts", u.dn);
+        }
+    }
+    assert_eq!(sizes, vec![4, 4, 4]);
+    assert_eq!(seen.len(), 12);
+
+    // The parts the directory picks itself (even over the DC's USNs; a user created after it
+    // read the highest USN falls in the last part) also read every user exactly once.
+    let parts = dir.scan_filters(filter).await.unwrap();
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    ou.add_user("Split User late", &[]).await.unwrap();
+    let mut seen = HashSet::new();
+    for part in parts {
+        for u in read_all(part).await {
+            assert!(seen.insert(u.object_guid), "{} in two parts", u.dn);
+        }
+    }
+    assert_eq!(seen.len(), 13);
+    ou.remove().await.ok();
+}

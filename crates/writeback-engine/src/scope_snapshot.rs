@@ -24,6 +24,7 @@ use crate::matcher::{anchors_disagree, verify, Matched};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use writeback_ad::{ids, AdUser};
 use writeback_cloud::{anchor_key, CloudError, DeliveredIds};
 use writeback_core::{plan, Anchors, Mailbox, PlanPolicy};
@@ -342,35 +343,46 @@ fn decode(payload: &[u8]) -> Result<AdUser, EngineError> {
 }
 
 impl<S: StateStore + ?Sized> Engine<S> {
-    /// Reads every user in scope into a new snapshot, a page at a time.
+    /// Reads every user in scope into a new snapshot, a page at a time, in `[ad] scan_streams`
+    /// searches at once (disjoint parts of the scope: see `writeback_ad::scan`).
     pub(crate) async fn load_snapshot(&self) -> Result<(ScopeSnapshot, ScopeTotals), EngineError> {
         let dir = self.settings.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
         let snapshot = ScopeSnapshot::create_in(&dir)?;
         let started = std::time::Instant::now();
         let mut total = 0u64;
-        let mut values = 0u64;
+        let values = AtomicU64::new(0);
         for base in self.scope() {
-            let mut batch: Vec<SnapshotRow> = Vec::with_capacity(SNAPSHOT_BATCH);
-            total += self
-                .dir
-                // Paged: Samba answers an unpaged search of any size about three times faster,
-                // but it sends the whole result in one burst once it has it, and the LDAP client
-                // buffers what is not consumed yet: memory would grow with the scope (measured:
-                // 266 MiB at 200,000 users). A page at a time keeps it to a page.
-                .for_each_user(&base, SNAPSHOT_FILTER, |user| {
-                    values += user.values.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
-                    batch.push(snapshot_row(&user)?);
-                    if batch.len() >= SNAPSHOT_BATCH {
-                        snapshot.insert(&batch)?;
-                        batch.clear();
-                    }
-                    Ok::<(), EngineError>(())
-                })
-                .await?;
-            snapshot.insert(&batch)?;
+            let filters = self.dir.scan_filters(SNAPSHOT_FILTER).await?;
+            let parts = filters.iter().map(|filter| self.load_part(&snapshot, &values, &base, filter));
+            total += futures_util::future::try_join_all(parts).await?.into_iter().sum::<u64>();
         }
+        let values = values.into_inner();
         snapshot.finish_loading()?;
         tracing::info!(objects = total, ms = started.elapsed().as_millis() as u64, "scope snapshot read");
         Ok((snapshot, ScopeTotals { objects: total, values }))
+    }
+
+    /// One part of the scan: its users into `snapshot` a batch at a time, their managed values
+    /// counted into `values`. The parts' batches interleave in the snapshot; rows are unordered.
+    async fn load_part(&self, snapshot: &ScopeSnapshot, values: &AtomicU64, base: &str, filter: &str) -> Result<u64, EngineError> {
+        let mut batch: Vec<SnapshotRow> = Vec::with_capacity(SNAPSHOT_BATCH);
+        let read = self
+            .dir
+            // Paged: Samba answers an unpaged search of any size about three times faster,
+            // but it sends the whole result in one burst once it has it, and the LDAP client
+            // buffers what is not consumed yet: memory would grow with the scope (measured:
+            // 266 MiB at 200,000 users). A page at a time keeps it to a page a part.
+            .for_each_user(base, filter, |user| {
+                values.fetch_add(user.values.iter().map(|(_, v)| v.len() as u64).sum::<u64>(), Ordering::Relaxed);
+                batch.push(snapshot_row(&user)?);
+                if batch.len() >= SNAPSHOT_BATCH {
+                    snapshot.insert(&batch)?;
+                    batch.clear();
+                }
+                Ok::<(), EngineError>(())
+            })
+            .await?;
+        snapshot.insert(&batch)?;
+        Ok(read)
     }
 }

@@ -147,6 +147,7 @@ fn every_default_the_template_documents_is_the_codes_default() {
     assert_eq!(doc.pool_size, imp.pool_size);
     assert_eq!(doc.timeout, imp.timeout);
     assert_eq!(doc.page_size, imp.page_size);
+    assert_eq!(doc.scan_streams, imp.scan_streams);
     assert_eq!(doc.allow_protected, imp.allow_protected);
 
     assert_eq!(documented.file.log.format.as_deref(), Some("human"));
