@@ -10,7 +10,7 @@ import os
 # crates/writeback-core/src/attribute.rs). Keep in step with those two files.
 IDENTITY_ATTRIBUTES = [
     "objectGUID", "objectSid", "mS-DS-ConsistencyGuid", "objectClass", "adminCount",
-    "isCriticalSystemObject", "uSNChanged", "sAMAccountName",
+    "isCriticalSystemObject", "uSNChanged", "uSNCreated", "sAMAccountName",
 ]
 MANAGED_ATTRIBUTES = [f"extensionAttribute{i}" for i in range(1, 16)] + [
     f"msExchExtensionCustomAttribute{i}" for i in range(1, 6)] + [

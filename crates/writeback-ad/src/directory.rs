@@ -5,7 +5,7 @@ use crate::entry::{read_attributes, AdUser, RawEntry};
 use crate::error::AdError;
 use crate::ids;
 use crate::pool::Pool;
-use crate::scan;
+use crate::scan::{LearnedBounds, ScanParts};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapError, Scope};
 use std::sync::Arc;
@@ -205,13 +205,15 @@ impl AdDirectory {
     }
 
     /// `filter` split into the disjoint parts a scope scan reads at the same time
-    /// (`scan_streams` of them, by uSNCreated: see [`crate::scan`]); `filter` alone when 1.
-    pub async fn scan_filters(&self, filter: &str) -> Result<Vec<String>, AdError> {
-        if self.config.scan_streams <= 1 {
-            return Ok(vec![filter.to_owned()]);
+    /// (`scan_streams` of them, by uSNCreated, at `learned` bounds when they fit this DC: see
+    /// [`crate::scan`]); `filter` alone when 1.
+    pub async fn scan_parts(&self, filter: &str, learned: Option<&LearnedBounds>) -> Result<ScanParts, AdError> {
+        let parts = self.config.scan_streams;
+        if parts <= 1 {
+            return Ok(ScanParts::whole(filter));
         }
-        let highest = self.root_dse().await?.highest_committed_usn;
-        Ok(scan::usn_partitions(filter, &scan::even_usn_bounds(highest, self.config.scan_streams)))
+        let dse = self.root_dse().await?;
+        Ok(ScanParts::new(filter, parts, &dse.ds_service_name, dse.highest_committed_usn, learned))
     }
 
     /// Streams every user under `base` matching `filter` (already escaped by the caller),

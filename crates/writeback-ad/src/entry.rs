@@ -8,7 +8,7 @@ use writeback_core::attribute::ManagedAttribute;
 use writeback_core::AdValues;
 
 /// Attributes read for every user besides the managed ones.
-pub const IDENTITY_ATTRIBUTES: [&str; 8] = [
+pub const IDENTITY_ATTRIBUTES: [&str; 9] = [
     "objectGUID",
     "objectSid",
     "mS-DS-ConsistencyGuid",
@@ -16,6 +16,7 @@ pub const IDENTITY_ATTRIBUTES: [&str; 8] = [
     "adminCount",
     "isCriticalSystemObject",
     "uSNChanged",
+    "uSNCreated",
     "sAMAccountName",
 ];
 
@@ -41,6 +42,10 @@ pub struct AdUser {
     pub critical_system_object: bool,
     /// The DC's change counter for the object when read (per-DC).
     pub usn_changed: u64,
+    /// The DC's counter when it created the object (per-DC, never changes): what a scope scan
+    /// is split by. 0 when not read.
+    #[serde(default)]
+    pub usn_created: u64,
     pub values: AdValues,
 }
 
@@ -158,12 +163,14 @@ impl RawEntry {
                 .first()
                 .is_some_and(|v| v.eq_ignore_ascii_case("TRUE") || v.trim() == "1")
         };
-        let usn_changed = match self.text("uSNChanged").first() {
+        let usn = |name: &str| match self.text(name).first() {
             Some(v) => v.trim().parse().map_err(|_| {
-                AdError::MalformedEntry(format!("{}: uSNChanged {v:?} is not a number", self.dn))
-            })?,
-            None => 0,
+                AdError::MalformedEntry(format!("{}: {name} {v:?} is not a number", self.dn))
+            }),
+            None => Ok(0),
         };
+        let usn_changed = usn("uSNChanged")?;
+        let usn_created = usn("uSNCreated")?;
         let values = AdValues::from_ldap(
             self.text
                 .iter()
@@ -179,6 +186,7 @@ impl RawEntry {
             admin_count: is_true("adminCount"),
             critical_system_object: is_true("isCriticalSystemObject"),
             usn_changed,
+            usn_created,
             values,
             dn: self.dn,
         })

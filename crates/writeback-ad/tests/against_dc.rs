@@ -6,6 +6,7 @@
 use ldap3::Mod;
 use std::collections::{BTreeMap, HashSet};
 use writeback_ad::{AdDirectory, AdError, AdUser, UserKey};
+use writeback_ad::scan::LearnedBounds;
 use writeback_core::attribute::ManagedAttribute;
 use writeback_core::{plan, PlanPolicy};
 use writeback_core::Mailbox;
@@ -369,12 +370,15 @@ async fn a_scan_split_by_usn_reads_every_user_once() {
     };
     let filter = "(objectClass=user)";
 
-    // Bounds between the users (each was created after the one before was last changed):
-    // every part holds exactly the users created in its range, and no user is in two.
+    // Bounds between the users' creation USNs: every part holds exactly the users created in
+    // its range, and no user is in two.
     let mut users = read_all(filter.to_owned()).await;
     assert_eq!(users.len(), 12);
-    users.sort_by_key(|u| u.usn_changed);
-    let bounds = [users[3].usn_changed, users[7].usn_changed];
+    users.sort_by_key(|u| u.usn_created);
+    for u in &users {
+        assert!(u.usn_created > 0 && u.usn_created <= u.usn_changed, "{}: {} / {}", u.dn, u.usn_created, u.usn_changed);
+    }
+    let bounds = vec![users[3].usn_created, users[7].usn_created];
     let mut seen = HashSet::new();
     let mut sizes = Vec::new();
     for part in writeback_ad::scan::usn_partitions(filter, &bounds) {
@@ -387,13 +391,23 @@ async fn a_scan_split_by_usn_reads_every_user_once() {
     assert_eq!(sizes, vec![4, 4, 4]);
     assert_eq!(seen.len(), 12);
 
-    // The parts the directory picks itself (even over the DC's USNs; a user created after it
+    // Bounds learned from a scan of this DC are used; those of another DC are not.
+    let dse = dir.root_dse().await.unwrap();
+    let learned = LearnedBounds { dc: dse.ds_service_name.clone(), parts: 3, bounds };
+    let parts = dir.scan_parts(filter, Some(&learned)).await.unwrap();
+    assert_eq!(parts.dc, dse.ds_service_name);
+    assert_eq!(parts.filters, writeback_ad::scan::usn_partitions(filter, &learned.bounds));
+    let elsewhere = LearnedBounds { dc: "CN=NTDS Settings,CN=OTHER-DC".into(), ..learned.clone() };
+    let parts = dir.scan_parts(filter, Some(&elsewhere)).await.unwrap();
+    assert_ne!(parts.filters, writeback_ad::scan::usn_partitions(filter, &learned.bounds));
+
+    // The parts the directory picks without learned bounds (even over the DC's USNs; a user created after it
     // read the highest USN falls in the last part) also read every user exactly once.
-    let parts = dir.scan_filters(filter).await.unwrap();
-    assert_eq!(parts.len(), 3, "{parts:?}");
+    let parts = dir.scan_parts(filter, None).await.unwrap();
+    assert_eq!(parts.filters.len(), 3, "{parts:?}");
     ou.add_user("Split User late", &[]).await.unwrap();
     let mut seen = HashSet::new();
-    for part in parts {
+    for part in parts.filters {
         for u in read_all(part).await {
             assert!(seen.insert(u.object_guid), "{} in two parts", u.dn);
         }

@@ -408,6 +408,7 @@ fn user(i: u64) -> AdUser {
         admin_count: false,
         critical_system_object: false,
         usn_changed: 20_000 + i,
+        usn_created: 10_000 + i,
         values,
     }
 }

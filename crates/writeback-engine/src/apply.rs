@@ -333,6 +333,7 @@ fn staged_target(write: &StagedWrite) -> AdUser {
         admin_count: false,
         critical_system_object: false,
         usn_changed: write.usn_changed,
+        usn_created: 0,
         values: AdValues::clone(&write.before),
     }
 }

@@ -32,6 +32,8 @@ use writeback_state::{CycleId, PlanStatus, ScopeSnapshot, StagedWrite, StateStor
 /// Watermark names in the state store.
 pub const WATERMARK_WHEN_CHANGED: &str = "exchange.when_changed";
 pub const WATERMARK_LAST_FULL_PASS: &str = "exchange.last_full_pass";
+/// Where the last scope scan split its parts (`writeback_ad::scan::LearnedBounds`, JSON).
+pub const WATERMARK_SCAN_BOUNDS: &str = "ad.scan_bounds";
 
 /// Mailboxes matched and read concurrently while planning a page.
 const PLAN_CONCURRENCY: usize = 16;
@@ -174,13 +176,14 @@ impl<S: StateStore + ?Sized + 'static> Engine<S> {
         let stage = Instant::now();
         let anchors = self.refresh_anchors().await?;
         tracing::info!(users = anchors, ms = elapsed_ms(stage), "Graph anchors refreshed");
-        // A full pass reads the whole scope first, in one search. Not while the anchors
+        // A full pass reads the whole scope first (`[ad] scan_streams` searches at once, each
+        // over its own part of the scope). Not while the anchors
         // refresh: the LDAP client buffers whatever the DC sends faster than it is consumed,
         // so the scan gets the task to itself (it consumes several times faster than a DC
         // sends, and memory stays flat).
         let (snapshot, scope_totals) = match kind {
             PassKind::Full => {
-                let (snapshot, totals) = self.load_snapshot().await?;
+                let (snapshot, totals) = self.load_snapshot(options.dry_run).await?;
                 (Some(snapshot), Some(totals))
             }
             PassKind::Incremental { .. } => (None, None),

@@ -20,7 +20,9 @@ pub mod report;
 pub mod scope_snapshot;
 pub mod settings;
 
-pub use cycle::{staged_write, CycleOptions, ObjectSink, Shutdown, WATERMARK_LAST_FULL_PASS, WATERMARK_WHEN_CHANGED};
+pub use cycle::{
+    staged_write, CycleOptions, ObjectSink, Shutdown, WATERMARK_LAST_FULL_PASS, WATERMARK_SCAN_BOUNDS, WATERMARK_WHEN_CHANGED,
+};
 pub use engine::{Assessment, BeforeApplyHook, Engine};
 pub use error::EngineError;
 pub use matcher::{Matched, SkipReason};

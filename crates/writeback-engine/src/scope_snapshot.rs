@@ -18,13 +18,16 @@
 //! object edited on-prem since the snapshot was read fails its write with a conflict and is
 //! re-read and re-planned (see `apply.rs`).
 
-use crate::engine::{Assessment, Engine};
+use crate::cycle::WATERMARK_SCAN_BOUNDS;
+use crate::engine::{now_ms, Assessment, Engine};
 use crate::error::EngineError;
 use crate::matcher::{anchors_disagree, verify, Matched};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use writeback_ad::scan::{LearnedBounds, UsnSample};
 use writeback_ad::{ids, AdUser};
 use writeback_cloud::{anchor_key, CloudError, DeliveredIds};
 use writeback_core::{plan, Anchors, Mailbox, PlanPolicy};
@@ -325,6 +328,8 @@ impl<'a> CompactUser<'a> {
             admin_count: self.admin_count,
             critical_system_object: self.critical_system_object,
             usn_changed: self.usn_changed,
+            // Only a scan's split uses it, and a snapshot is read after its scan.
+            usn_created: 0,
             values: self.values.into_values()?,
         })
     }
@@ -344,27 +349,59 @@ fn decode(payload: &[u8]) -> Result<AdUser, EngineError> {
 
 impl<S: StateStore + ?Sized> Engine<S> {
     /// Reads every user in scope into a new snapshot, a page at a time, in `[ad] scan_streams`
-    /// searches at once (disjoint parts of the scope: see `writeback_ad::scan`).
-    pub(crate) async fn load_snapshot(&self) -> Result<(ScopeSnapshot, ScopeTotals), EngineError> {
+    /// searches at once (disjoint parts of the scope split by uSNCreated: see
+    /// `writeback_ad::scan`). Where the last scan put the bounds is kept in the state store, so
+    /// the parts stay about even as the domain's USNs move on; `dry_run` leaves it as it was.
+    pub(crate) async fn load_snapshot(&self, dry_run: bool) -> Result<(ScopeSnapshot, ScopeTotals), EngineError> {
         let dir = self.settings.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
         let snapshot = ScopeSnapshot::create_in(&dir)?;
         let started = std::time::Instant::now();
+        let learned = self.learned_scan_bounds()?;
+        let sample = Mutex::new(UsnSample::default());
+        let mut dc = String::new();
         let mut total = 0u64;
         let values = AtomicU64::new(0);
         for base in self.scope() {
-            let filters = self.dir.scan_filters(SNAPSHOT_FILTER).await?;
-            let parts = filters.iter().map(|filter| self.load_part(&snapshot, &values, &base, filter));
-            total += futures_util::future::try_join_all(parts).await?.into_iter().sum::<u64>();
+            let parts = self.dir.scan_parts(SNAPSHOT_FILTER, learned.as_ref()).await?;
+            let scans = parts.filters.iter().map(|filter| self.load_part(&snapshot, &values, &sample, &base, filter));
+            total += futures_util::future::try_join_all(scans).await?.into_iter().sum::<u64>();
+            dc = parts.dc;
         }
         let values = values.into_inner();
+        let sample = sample.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(next) = sample.learned(&dc, self.dir.config().scan_streams).filter(|_| !dry_run) {
+            if learned.as_ref() != Some(&next) {
+                let text = serde_json::to_string(&next).map_err(|e| EngineError::Snapshot(format!("scan bounds: {e}")))?;
+                self.store.set_watermark(WATERMARK_SCAN_BOUNDS, &text, now_ms())?;
+            }
+        }
         snapshot.finish_loading()?;
         tracing::info!(objects = total, ms = started.elapsed().as_millis() as u64, "scope snapshot read");
         Ok((snapshot, ScopeTotals { objects: total, values }))
     }
 
+    /// The bounds the last scan learned; none (an even split) if they cannot be read back.
+    fn learned_scan_bounds(&self) -> Result<Option<LearnedBounds>, EngineError> {
+        let Some(text) = self.store.watermark(WATERMARK_SCAN_BOUNDS)? else { return Ok(None) };
+        match serde_json::from_str(&text) {
+            Ok(learned) => Ok(Some(learned)),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable scan bounds; splitting the scan evenly");
+                Ok(None)
+            }
+        }
+    }
+
     /// One part of the scan: its users into `snapshot` a batch at a time, their managed values
     /// counted into `values`. The parts' batches interleave in the snapshot; rows are unordered.
-    async fn load_part(&self, snapshot: &ScopeSnapshot, values: &AtomicU64, base: &str, filter: &str) -> Result<u64, EngineError> {
+    async fn load_part(
+        &self,
+        snapshot: &ScopeSnapshot,
+        values: &AtomicU64,
+        sample: &Mutex<UsnSample>,
+        base: &str,
+        filter: &str,
+    ) -> Result<u64, EngineError> {
         let mut batch: Vec<SnapshotRow> = Vec::with_capacity(SNAPSHOT_BATCH);
         let read = self
             .dir
@@ -374,6 +411,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             // 266 MiB at 200,000 users). A page at a time keeps it to a page a part.
             .for_each_user(base, filter, |user| {
                 values.fetch_add(user.values.iter().map(|(_, v)| v.len() as u64).sum::<u64>(), Ordering::Relaxed);
+                sample.lock().unwrap_or_else(PoisonError::into_inner).add(user.usn_created);
                 batch.push(snapshot_row(&user)?);
                 if batch.len() >= SNAPSHOT_BATCH {
                     snapshot.insert(&batch)?;

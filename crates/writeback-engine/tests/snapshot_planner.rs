@@ -51,6 +51,7 @@ fn object(n: u8) -> AdUser {
         admin_count: false,
         critical_system_object: false,
         usn_changed: 100,
+        usn_created: 50 + u64::from(n),
         values,
     }
 }
