@@ -35,8 +35,9 @@ pub struct AdConfig {
     /// Per-request timeout. A modify that times out has an unknown outcome.
     pub timeout: Duration,
     pub page_size: i32,
-    /// Concurrent searches a scope scan is split into (by uSNCreated range). A DC serves one
-    /// search on one connection with one process; two halve a scan on a DC with two cores.
+    /// Searches a scope scan runs at once, each on a reader connection of its own, over parts of
+    /// the scope split by uSNCreated. A DC serves a search with one process (Samba: the worker
+    /// that took the connection, so two connections may share one; three readers rarely all do).
     pub scan_streams: usize,
     /// Write to adminCount=1 / critical system objects. Off unless the operator opts in.
     pub allow_protected: bool,
@@ -62,7 +63,7 @@ impl AdConfig {
             pool_size: 4,
             timeout: Duration::from_secs(30),
             page_size: 500,
-            scan_streams: 2,
+            scan_streams: 3,
             allow_protected: false,
         })
     }
@@ -159,7 +160,7 @@ impl AdSection {
         if !(1..=64).contains(&pool_size) {
             return Err(AdError::Config(format!("pool_size {pool_size} out of range 1..=64")));
         }
-        let scan_streams = self.scan_streams.unwrap_or(2);
+        let scan_streams = self.scan_streams.unwrap_or(3);
         if !(1..=8).contains(&scan_streams) {
             return Err(AdError::Config(format!("scan_streams {scan_streams} out of range 1..=8")));
         }

@@ -5,7 +5,7 @@ use crate::entry::{read_attributes, AdUser, RawEntry};
 use crate::error::AdError;
 use crate::ids;
 use crate::pool::Pool;
-use crate::scan::{LearnedBounds, ScanParts};
+use crate::scan::{LearnedBounds, ScanParts, PARTS_PER_STREAM};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapError, Scope};
 use std::sync::Arc;
@@ -204,27 +204,47 @@ impl AdDirectory {
         }
     }
 
-    /// `filter` split into the disjoint parts a scope scan reads at the same time
-    /// (`scan_streams` of them, by uSNCreated, at `learned` bounds when they fit this DC: see
-    /// [`crate::scan`]); `filter` alone when 1.
+    /// `filter` split into the disjoint parts of a scope scan (by uSNCreated, at `learned`
+    /// bounds when they fit this DC: see [`crate::scan`]): [`PARTS_PER_STREAM`] for each of the
+    /// `scan_streams` searches it runs at once; `filter` alone when that is 1.
     pub async fn scan_parts(&self, filter: &str, learned: Option<&LearnedBounds>) -> Result<ScanParts, AdError> {
-        let parts = self.config.scan_streams;
-        if parts <= 1 {
+        let streams = self.config.scan_streams;
+        if streams <= 1 {
             return Ok(ScanParts::whole(filter));
         }
         let dse = self.root_dse().await?;
+        let parts = streams * PARTS_PER_STREAM;
         Ok(ScanParts::new(filter, parts, &dse.ds_service_name, dse.highest_committed_usn, learned))
     }
 
     /// Streams every user under `base` matching `filter` (already escaped by the caller),
     /// a page at a time, so memory stays flat whatever the directory's size.
     /// `visit`'s own error (e.g. a store it writes to) ends the search and is returned.
-    pub async fn for_each_user<F, E>(&self, base: &str, filter: &str, mut visit: F) -> Result<u64, E>
+    pub async fn for_each_user<F, E>(&self, base: &str, filter: &str, visit: F) -> Result<u64, E>
     where
         F: FnMut(AdUser) -> Result<(), E>,
         E: From<AdError>,
     {
-        let mut ldap = self.ldap().await?;
+        let ldap = self.ldap().await?;
+        self.stream_users(ldap, base, filter, visit).await
+    }
+
+    /// [`AdDirectory::for_each_user`] over reader connection `reader` (modulo their number):
+    /// a scan's searches running at once each keep a connection of their own.
+    pub async fn for_each_user_on<F, E>(&self, reader: usize, base: &str, filter: &str, visit: F) -> Result<u64, E>
+    where
+        F: FnMut(AdUser) -> Result<(), E>,
+        E: From<AdError>,
+    {
+        let ldap = self.pool.reader(reader).await?;
+        self.stream_users(ldap, base, filter, visit).await
+    }
+
+    async fn stream_users<F, E>(&self, mut ldap: Ldap, base: &str, filter: &str, mut visit: F) -> Result<u64, E>
+    where
+        F: FnMut(AdUser) -> Result<(), E>,
+        E: From<AdError>,
+    {
         let attrs = read_attributes();
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
             Box::new(EntriesOnly::new()),

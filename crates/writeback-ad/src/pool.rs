@@ -49,6 +49,14 @@ impl Pool {
         self.slot(index).await
     }
 
+    /// Reader connection `index` (modulo their number): what a scan's searches use, one each, so
+    /// that searches running at once are on different connections.
+    pub(crate) async fn reader(&self, index: usize) -> Result<Ldap, AdError> {
+        let readers = self.slots.len().saturating_sub(1).max(1);
+        let offset = usize::from(self.slots.len() > 1);
+        self.slot(offset + index % readers).await
+    }
+
     /// The connection every write goes over. One writer: Samba serves a connection in one
     /// worker process, and writes spread over several make each process reload its caches
     /// after the others' commits (20,000 modifies cost Samba 5.6 s more CPU over four

@@ -8,6 +8,13 @@
 //! together they are the whole scope, even for objects created or moved during the scan (a new
 //! object's USN is above every bound: it falls in the last, open-ended part).
 //!
+//! A scan is cut into more parts than it runs searches at once ([`PARTS_PER_STREAM`] a search),
+//! and each search takes the next part when it finishes one. A DC need not give each connection
+//! a process of its own: Samba's prefork workers take connections as they race for them, so
+//! two of a client's connections share a worker about one time in four (four workers), and two
+//! halves read over those two are read one after the other. With parts from a queue, every
+//! worker that holds one of the scan's connections stays busy until the end.
+//!
 //! Where the bounds go: the USNs of a domain's users are not spread evenly over `1..=highest`
 //! (every change to any object raises the highest USN; a user's uSNCreated stays where it was),
 //! so an even split is only the first guess. Each scan samples the uSNCreated of what it reads
@@ -19,6 +26,9 @@
 //! ranges a page made a scan O(N²); see BENCHMARKS.md, session 6).
 
 use serde::{Deserialize, Serialize};
+
+/// Parts a scan is cut into for each search it runs at once.
+pub const PARTS_PER_STREAM: usize = 4;
 
 /// How many uSNCreated values a scan keeps to place the next scan's bounds: the quantiles of
 /// a uniform sample of 1,024 are within a few percent of the scope's, in 8 KiB.
@@ -40,6 +50,9 @@ pub struct ScanParts {
     pub filters: Vec<String>,
     /// The DC's dsServiceName; empty when the scan is one part (nothing was split).
     pub dc: String,
+    /// How many parts were asked for (`filters` has fewer when there were not enough USNs to
+    /// place them apart): what the sample of this scan should learn bounds for.
+    pub parts: usize,
 }
 
 impl ScanParts {
@@ -50,12 +63,12 @@ impl ScanParts {
             Some(l) if l.dc == dc && l.parts == parts && !l.bounds.is_empty() => l.bounds.clone(),
             _ => even_usn_bounds(highest_usn, parts),
         };
-        ScanParts { filters: usn_partitions(filter, &bounds), dc: dc.to_owned() }
+        ScanParts { filters: usn_partitions(filter, &bounds), dc: dc.to_owned(), parts }
     }
 
     /// A scan of one part.
     pub fn whole(filter: &str) -> Self {
-        ScanParts { filters: vec![filter.to_owned()], dc: String::new() }
+        ScanParts { filters: vec![filter.to_owned()], dc: String::new(), parts: 1 }
     }
 }
 

@@ -6,7 +6,7 @@
 use ldap3::Mod;
 use std::collections::{BTreeMap, HashSet};
 use writeback_ad::{AdDirectory, AdError, AdUser, UserKey};
-use writeback_ad::scan::LearnedBounds;
+use writeback_ad::scan::{LearnedBounds, PARTS_PER_STREAM};
 use writeback_core::attribute::ManagedAttribute;
 use writeback_core::{plan, PlanPolicy};
 use writeback_core::Mailbox;
@@ -393,7 +393,7 @@ async fn a_scan_split_by_usn_reads_every_user_once() {
 
     // Bounds learned from a scan of this DC are used; those of another DC are not.
     let dse = dir.root_dse().await.unwrap();
-    let learned = LearnedBounds { dc: dse.ds_service_name.clone(), parts: 3, bounds };
+    let learned = LearnedBounds { dc: dse.ds_service_name.clone(), parts: 3 * PARTS_PER_STREAM, bounds };
     let parts = dir.scan_parts(filter, Some(&learned)).await.unwrap();
     assert_eq!(parts.dc, dse.ds_service_name);
     assert_eq!(parts.filters, writeback_ad::scan::usn_partitions(filter, &learned.bounds));
@@ -404,7 +404,7 @@ async fn a_scan_split_by_usn_reads_every_user_once() {
     // The parts the directory picks without learned bounds (even over the DC's USNs; a user created after it
     // read the highest USN falls in the last part) also read every user exactly once.
     let parts = dir.scan_parts(filter, None).await.unwrap();
-    assert_eq!(parts.filters.len(), 3, "{parts:?}");
+    assert_eq!((parts.parts, parts.filters.len()), (12, 12), "{parts:?}");
     ou.add_user("Split User late", &[]).await.unwrap();
     let mut seen = HashSet::new();
     for part in parts.filters {

@@ -25,7 +25,7 @@ use crate::matcher::{anchors_disagree, verify, Matched};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use writeback_ad::scan::{LearnedBounds, UsnSample};
 use writeback_ad::{ids, AdUser};
@@ -349,27 +349,39 @@ fn decode(payload: &[u8]) -> Result<AdUser, EngineError> {
 
 impl<S: StateStore + ?Sized> Engine<S> {
     /// Reads every user in scope into a new snapshot, a page at a time, in `[ad] scan_streams`
-    /// searches at once (disjoint parts of the scope split by uSNCreated: see
-    /// `writeback_ad::scan`). Where the last scan put the bounds is kept in the state store, so
-    /// the parts stay about even as the domain's USNs move on; `dry_run` leaves it as it was.
+    /// searches at once over disjoint parts of the scope (split by uSNCreated, a few parts a
+    /// search, taken from a queue: see `writeback_ad::scan`). Where the last scan put the
+    /// bounds is kept in the state store, so the parts stay about even as the domain's USNs
+    /// move on; `dry_run` leaves it as it was.
     pub(crate) async fn load_snapshot(&self, dry_run: bool) -> Result<(ScopeSnapshot, ScopeTotals), EngineError> {
         let dir = self.settings.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
         let snapshot = ScopeSnapshot::create_in(&dir)?;
         let started = std::time::Instant::now();
         let learned = self.learned_scan_bounds()?;
         let sample = Mutex::new(UsnSample::default());
-        let mut dc = String::new();
+        let (mut dc, mut parts_asked) = (String::new(), 1);
         let mut total = 0u64;
         let values = AtomicU64::new(0);
         for base in self.scope() {
             let parts = self.dir.scan_parts(SNAPSHOT_FILTER, learned.as_ref()).await?;
-            let scans = parts.filters.iter().map(|filter| self.load_part(&snapshot, &values, &sample, &base, filter));
+            // `scan_streams` searches at once, each on a reader connection of its own and taking
+            // the next part when it is done with one.
+            let next = AtomicUsize::new(0);
+            let streams = self.dir.config().scan_streams.clamp(1, parts.filters.len().max(1));
+            let (filters, next, snapshot, values, sample, base) = (&parts.filters, &next, &snapshot, &values, &sample, &base);
+            let scans = (0..streams).map(|reader| async move {
+                let mut read = 0u64;
+                while let Some(filter) = filters.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    read += self.load_part(reader, snapshot, values, sample, base, filter).await?;
+                }
+                Ok::<u64, EngineError>(read)
+            });
             total += futures_util::future::try_join_all(scans).await?.into_iter().sum::<u64>();
-            dc = parts.dc;
+            (dc, parts_asked) = (parts.dc, parts.parts);
         }
         let values = values.into_inner();
         let sample = sample.into_inner().unwrap_or_else(PoisonError::into_inner);
-        if let Some(next) = sample.learned(&dc, self.dir.config().scan_streams).filter(|_| !dry_run) {
+        if let Some(next) = sample.learned(&dc, parts_asked).filter(|_| !dry_run) {
             if learned.as_ref() != Some(&next) {
                 let text = serde_json::to_string(&next).map_err(|e| EngineError::Snapshot(format!("scan bounds: {e}")))?;
                 self.store.set_watermark(WATERMARK_SCAN_BOUNDS, &text, now_ms())?;
@@ -396,6 +408,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
     /// counted into `values`. The parts' batches interleave in the snapshot; rows are unordered.
     async fn load_part(
         &self,
+        reader: usize,
         snapshot: &ScopeSnapshot,
         values: &AtomicU64,
         sample: &Mutex<UsnSample>,
@@ -409,7 +422,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             // but it sends the whole result in one burst once it has it, and the LDAP client
             // buffers what is not consumed yet: memory would grow with the scope (measured:
             // 266 MiB at 200,000 users). A page at a time keeps it to a page a part.
-            .for_each_user(base, filter, |user| {
+            .for_each_user_on(reader, base, filter, |user| {
                 values.fetch_add(user.values.iter().map(|(_, v)| v.len() as u64).sum::<u64>(), Ordering::Relaxed);
                 sample.lock().unwrap_or_else(PoisonError::into_inner).add(user.usn_created);
                 batch.push(snapshot_row(&user)?);
