@@ -2,7 +2,7 @@
 //!
 //! A DC serves one search on one connection in one worker process, so a paged scan of a large
 //! scope is bound by one core of the DC (Samba: ~200–300 µs of CPU an object). Split by
-//! uSNCreated it uses as many cores as there are parts: 200,000 users took 41.6 s as one paged
+//! uSNCreated it uses as many cores as it runs searches: 200,000 users took 41.6 s as one paged
 //! search and 21.7–23.3 s as two at once on a DC with two cores (BENCHMARKS.md). Every object
 //! has exactly one uSNCreated and no later change alters it, so the parts are disjoint and
 //! together they are the whole scope, even for objects created or moved during the scan (a new

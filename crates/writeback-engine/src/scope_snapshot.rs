@@ -421,7 +421,7 @@ impl<S: StateStore + ?Sized> Engine<S> {
             // Paged: Samba answers an unpaged search of any size about three times faster,
             // but it sends the whole result in one burst once it has it, and the LDAP client
             // buffers what is not consumed yet: memory would grow with the scope (measured:
-            // 266 MiB at 200,000 users). A page at a time keeps it to a page a part.
+            // 266 MiB at 200,000 users). A page at a time keeps it to a page a search.
             .for_each_user_on(reader, base, filter, |user| {
                 values.fetch_add(user.values.iter().map(|(_, v)| v.len() as u64).sum::<u64>(), Ordering::Relaxed);
                 sample.lock().unwrap_or_else(PoisonError::into_inner).add(user.usn_created);
