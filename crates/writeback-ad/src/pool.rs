@@ -43,10 +43,7 @@ impl Pool {
     /// A live, bound connection for reads: round-robin over every slot but the writer's (all of them when
     /// the pool has one).
     pub(crate) async fn get(&self) -> Result<Ldap, AdError> {
-        let readers = self.slots.len().saturating_sub(1).max(1);
-        let offset = usize::from(self.slots.len() > 1);
-        let index = offset + self.next.fetch_add(1, Ordering::Relaxed) % readers;
-        self.slot(index).await
+        self.reader(self.next.fetch_add(1, Ordering::Relaxed)).await
     }
 
     /// Reader connection `index` (modulo their number): what a scan's searches use, one each, so

@@ -177,10 +177,9 @@ impl<S: StateStore + ?Sized + 'static> Engine<S> {
         let anchors = self.refresh_anchors().await?;
         tracing::info!(users = anchors, ms = elapsed_ms(stage), "Graph anchors refreshed");
         // A full pass reads the whole scope first (`[ad] scan_streams` searches at once, each
-        // over its own part of the scope). Not while the anchors
-        // refresh: the LDAP client buffers whatever the DC sends faster than it is consumed,
-        // so the scan gets the task to itself (it consumes several times faster than a DC
-        // sends, and memory stays flat).
+        // over its own part of the scope). Not while the anchors refresh: the LDAP client
+        // buffers whatever the DC sends faster than it is consumed, so the scan gets the task
+        // to itself (it consumes several times faster than a DC sends, and memory stays flat).
         let (snapshot, scope_totals) = match kind {
             PassKind::Full => {
                 let (snapshot, totals) = self.load_snapshot(options.dry_run).await?;

@@ -359,15 +359,15 @@ impl<S: StateStore + ?Sized> Engine<S> {
         let started = std::time::Instant::now();
         let learned = self.learned_scan_bounds()?;
         let sample = Mutex::new(UsnSample::default());
-        let (mut dc, mut parts_asked) = (String::new(), 1);
+        // The same parts for every scope DN: they split by USN, not by place.
+        let parts = self.dir.scan_parts(SNAPSHOT_FILTER, learned.as_ref()).await?;
+        let streams = self.dir.config().scan_streams.clamp(1, parts.filters.len().max(1));
         let mut total = 0u64;
         let values = AtomicU64::new(0);
         for base in self.scope() {
-            let parts = self.dir.scan_parts(SNAPSHOT_FILTER, learned.as_ref()).await?;
             // `scan_streams` searches at once, each on a reader connection of its own and taking
             // the next part when it is done with one.
             let next = AtomicUsize::new(0);
-            let streams = self.dir.config().scan_streams.clamp(1, parts.filters.len().max(1));
             let (filters, next, snapshot, values, sample, base) = (&parts.filters, &next, &snapshot, &values, &sample, &base);
             let scans = (0..streams).map(|reader| async move {
                 let mut read = 0u64;
@@ -377,11 +377,10 @@ impl<S: StateStore + ?Sized> Engine<S> {
                 Ok::<u64, EngineError>(read)
             });
             total += futures_util::future::try_join_all(scans).await?.into_iter().sum::<u64>();
-            (dc, parts_asked) = (parts.dc, parts.parts);
         }
         let values = values.into_inner();
         let sample = sample.into_inner().unwrap_or_else(PoisonError::into_inner);
-        if let Some(next) = sample.learned(&dc, parts_asked).filter(|_| !dry_run) {
+        if let Some(next) = sample.learned(&parts.dc, parts.parts).filter(|_| !dry_run) {
             if learned.as_ref() != Some(&next) {
                 let text = serde_json::to_string(&next).map_err(|e| EngineError::Snapshot(format!("scan bounds: {e}")))?;
                 self.store.set_watermark(WATERMARK_SCAN_BOUNDS, &text, now_ms())?;
